@@ -1,0 +1,54 @@
+//! The `dlflow` command line: inspect models, run them over files, generated tables and SQL.
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Deep learning on dataflow: TensorFlow models over tables and streams.
+#[derive(Parser)]
+#[command(name = "dlflow", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with SavedModels.
+    #[command(subcommand)]
+    Model(commands::model::ModelCommand),
+    /// Append a model's predictions to every row of a file or query.
+    Predict(commands::predict::PredictArgs),
+    /// Run SQL; registered models are callable as predict('name', columns...).
+    Sql(commands::sql::SqlArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLFLOW_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Model(command) => command.run(),
+            Command::Predict(args) => args.run().await,
+            Command::Sql(args) => args.run().await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

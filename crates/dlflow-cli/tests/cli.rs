@@ -1,0 +1,160 @@
+//! The `dlflow` binary as a user runs it: real processes, real files, real TensorFlow.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dlflow_testkit as common;
+
+fn dlflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dlflow")).args(args).output().expect("run dlflow")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A failed run: exit code 1, a one-line `error:` naming the problem, never a panic.
+fn assert_clean_failure(output: &Output) -> String {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn model_arg(name: &str) -> String {
+    common::model(name).display().to_string()
+}
+
+#[test]
+fn model_inspect_prints_signatures_inputs_and_outputs() {
+    let output = dlflow(&["model", "inspect", &model_arg("linear")]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("serving_default (default)"), "{stdout}");
+    assert!(stdout.contains("regress"), "{stdout}");
+    let x_line = stdout.lines().find(|l| l.contains(" input ") && l.contains(" x ")).unwrap_or_else(|| panic!("no input x row: {stdout}"));
+    assert!(x_line.contains("float32") && x_line.contains("[-1, 1]"), "{x_line}");
+    assert!(stdout.contains("TensorFlow 2."), "{stdout}");
+}
+
+#[test]
+fn predict_from_csv_to_parquet_writes_every_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n0.0\n0.5\n1.0\n").expect("write");
+    let out = dir.path().join("out.parquet");
+    let output = dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8"), "--output", out.to_str().expect("utf8")]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("wrote 3 rows"), "{stderr}");
+    // Read it back through the CLI itself.
+    let check = dlflow(&["sql", "--table", &format!("p={}", out.display()), "SELECT CAST(SUM(y) AS DOUBLE) AS total FROM p"]);
+    assert!(text(&check.stdout).contains("7.5"), "y = 1 + 2 + 3 + ... : {}", text(&check.stdout));
+}
+
+#[test]
+fn predict_over_generated_rows_prints_the_first_rows_and_a_summary() {
+    let sql = "CREATE EXTERNAL TABLE t (x FLOAT) STORED AS DATAGEN LOCATION 'datagen://' OPTIONS ('number-of-rows' '5000'); SELECT x FROM t";
+    let output = dlflow(&["predict", "--model", &model_arg("linear"), "--sql", sql, "--show", "3"]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("| x") && stdout.contains("| y"), "{stdout}");
+    assert!(stdout.contains("showing 3 of"), "{stdout}");
+    assert!(stderr.contains("predicted: 5000 rows"), "{stderr}");
+}
+
+#[test]
+fn sql_command_calls_registered_models() {
+    let output = dlflow(&["sql", "--model", &format!("lin={}", model_arg("linear")), "SELECT predict('lin', CAST(2.0 AS FLOAT)) AS y"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("5.0"), "{}", text(&output.stdout));
+}
+
+#[test]
+fn missing_model_directory_fails_cleanly() {
+    let stderr = assert_clean_failure(&dlflow(&["model", "inspect", "/nonexistent/model"]));
+    assert!(stderr.contains("/nonexistent/model") && stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn malformed_input_file_is_named_and_no_output_is_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("broken.parquet");
+    std::fs::write(&input, "this is not parquet").expect("write");
+    let out = dir.path().join("out.csv");
+    let output = dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8"), "--output", out.to_str().expect("utf8")]);
+    let stderr = assert_clean_failure(&output);
+    assert!(stderr.contains("broken.parquet"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("broken.parquet")], "no output or temp file");
+}
+
+#[test]
+fn unreadable_and_unknown_inputs_are_named() {
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", "/nonexistent/in.csv"]));
+    assert!(stderr.contains("/nonexistent/in.csv"), "{stderr}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let odd = dir.path().join("data.xlsx");
+    std::fs::write(&odd, "x").expect("write");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", odd.to_str().expect("utf8")]));
+    assert!(stderr.contains("data.xlsx") && stderr.contains(".parquet"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_column_type_fails_before_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("words.csv");
+    std::fs::write(&input, "x\nhello\nworld\n").expect("write");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8")]));
+    assert!(stderr.contains("column `x`") && stderr.contains("float32"), "{stderr}");
+}
+
+fn inspect_without_tensorflow(configure: impl FnOnce(&mut Command, &Path)) -> String {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dlflow"));
+    command.args(["model", "inspect", &model_arg("linear")]).env_remove("DLFLOW_TF_LIB").env_remove("VIRTUAL_ENV");
+    configure(&mut command, empty.path());
+    let stderr = assert_clean_failure(&command.output().expect("run"));
+    assert!(stderr.contains("could not find libtensorflow"), "{stderr}");
+    assert!(stderr.contains("scripts/setup.sh") && stderr.contains("tensorflow-cpu==2.21.0"), "the fix: {stderr}");
+    stderr
+}
+
+#[test]
+fn missing_tensorflow_says_where_it_looked_and_how_to_fix_it() {
+    let stderr = inspect_without_tensorflow(|command, empty| {
+        command.env("DLFLOW_VENV", empty.join("no-venv")).env("PATH", empty);
+    });
+    assert!(stderr.contains("DLFLOW_TF_LIB (not set)") && stderr.contains("no-venv") && stderr.contains("python3 on PATH"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_dlflow_tf_lib_is_an_error_not_a_fallback() {
+    let stderr = inspect_without_tensorflow(|command, empty| {
+        command.env("DLFLOW_TF_LIB", empty);
+    });
+    assert!(stderr.contains("DLFLOW_TF_LIB=/"), "{stderr}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let output = dlflow(&["--help"]);
+    let stdout = text(&output.stdout);
+    for command in ["model", "predict", "sql"] {
+        assert!(stdout.contains(command), "{stdout}");
+    }
+    assert!(Path::new(env!("CARGO_BIN_EXE_dlflow")).exists());
+}
+
+#[test]
+fn declared_input_types_are_checked_naming_the_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n0.5\n").expect("write");
+    let path = input.to_str().expect("utf8");
+    let ok = dlflow(&["predict", "--model", &model_arg("linear"), "--input", path, "--input-types", "FLOAT_64"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", path, "--input-types", "INT_32"]));
+    assert!(stderr.contains("column `x`") && stderr.contains("INT_32"), "{stderr}");
+}

@@ -1,0 +1,206 @@
+//! Writing a stream of record batches to a file, atomically.
+//!
+//! The file appears at its path only once the whole stream has been written: batches go to a
+//! hidden temporary file in the same directory, which is renamed onto the path after the
+//! stream ended without error and the writer was closed. A failed or cancelled job therefore
+//! leaves no truncated output behind (and an older file at the path stays as it was), which
+//! matters when the next job in a pipeline picks up "whatever file is there".
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use tempfile::NamedTempFile;
+
+use crate::error::{BoxError, Result, TableError};
+use crate::files::FileFormat;
+
+/// Writes every batch of `stream` to `path` in the format its extension names (see
+/// [`FileFormat::from_path`]): CSV with a header line, newline-delimited JSON, Parquet
+/// (Snappy-compressed) or an Arrow IPC file. Returns the number of rows written.
+///
+/// `on_batch` is called after each batch has been written, e.g. to drive a progress bar.
+/// Memory stays bounded by one batch (plus one Parquet row group); file I/O runs on tokio's
+/// blocking pool so the async runtime is not stalled.
+///
+/// On any error (from the stream or from writing) nothing is created at `path` and the
+/// temporary file is removed.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use dlflow_table::datagen::{DataGen, Generator};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dlflow_table::Result<()> {
+/// let ctx = dlflow_table::new_session();
+/// let table = DataGen::new(1000).column("id", Generator::sequence(0)).build()?;
+/// let stream = ctx.read_table(Arc::new(table))?.execute_stream().await?;
+///
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// let path = dir.path().join("ids.parquet");
+/// let mut batches = 0;
+/// let rows = dlflow_table::write_stream(stream, &path, |_| batches += 1).await?;
+/// assert_eq!(rows, 1000);
+/// assert!(path.exists() && batches >= 1);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn write_stream(
+    mut stream: SendableRecordBatchStream,
+    path: &Path,
+    mut on_batch: impl FnMut(&RecordBatch),
+) -> Result<u64> {
+    let format = FileFormat::from_path(path)?;
+    let schema = stream.schema();
+    let target = path.to_path_buf();
+    let (temp, mut writer) = blocking(path, move || open(format, &target, &schema)).await?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        // Returning here drops `temp`, which deletes the temporary file.
+        let batch = batch?;
+        let written = batch.clone();
+        writer = blocking(path, move || {
+            writer.write(&written)?;
+            Ok(writer)
+        })
+        .await?;
+        rows += batch.num_rows() as u64;
+        on_batch(&batch);
+    }
+    let target = path.to_path_buf();
+    blocking(path, move || {
+        writer.finish()?;
+        // Data must be on disk before the rename makes it visible, or a crash could leave a
+        // complete-looking but empty file at `path`.
+        temp.as_file().sync_all()?;
+        temp.persist(&target).map_err(|e| e.error)?;
+        Ok(())
+    })
+    .await?;
+    Ok(rows)
+}
+
+/// Runs blocking file work on tokio's blocking pool, naming `path` in any error.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> std::result::Result<T, BoxError> + Send + 'static,
+) -> Result<T> {
+    let write_error = |source: BoxError| TableError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(write_error),
+        Err(join_error) => Err(write_error(Box::new(join_error))),
+    }
+}
+
+/// Creates the temporary file next to `target` and a writer on it.
+fn open(
+    format: FileFormat,
+    target: &Path,
+    schema: &SchemaRef,
+) -> std::result::Result<(NamedTempFile, FormatWriter), BoxError> {
+    let dir = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Hidden and with a `.tmp` suffix, so that readers globbing `*.parquet` (or dlflow's own
+    // directory reader, which skips dot files) never see a half-written file. Same directory,
+    // so the final rename stays on one filesystem and is atomic.
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)?;
+    let writer = FormatWriter::new(format, temp.as_file().try_clone()?, schema)?;
+    Ok((temp, writer))
+}
+
+/// One writer per format. An enum rather than `Box<dyn RecordBatchWriter>` because closing
+/// must report flush errors, and `RecordBatchWriter::close` takes `self` by value, which a
+/// trait object cannot do.
+enum FormatWriter {
+    // arrow-csv and arrow-json buffer internally and flush per batch, so they write to the
+    // file directly; IPC writes each buffer separately and gets a `BufWriter`.
+    Csv(arrow::csv::Writer<File>),
+    Json(arrow::json::LineDelimitedWriter<File>),
+    Parquet(Box<ArrowWriter<File>>),
+    ArrowIpc(arrow::ipc::writer::FileWriter<BufWriter<File>>),
+}
+
+impl FormatWriter {
+    fn new(
+        format: FileFormat,
+        file: File,
+        schema: &SchemaRef,
+    ) -> std::result::Result<Self, BoxError> {
+        Ok(match format {
+            FileFormat::Csv => {
+                let mut writer = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file);
+                // The header is written with the first batch; an empty batch up front makes
+                // an empty result still a valid CSV file with its column names.
+                writer.write(&RecordBatch::new_empty(schema.clone()))?;
+                FormatWriter::Csv(writer)
+            }
+            FileFormat::Json => FormatWriter::Json(arrow::json::LineDelimitedWriter::new(file)),
+            FileFormat::Parquet => {
+                // Snappy: fast to write and read, and what pyarrow and Spark default to.
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                FormatWriter::Parquet(Box::new(ArrowWriter::try_new(
+                    file,
+                    schema.clone(),
+                    Some(properties),
+                )?))
+            }
+            FileFormat::ArrowIpc => FormatWriter::ArrowIpc(
+                arrow::ipc::writer::FileWriter::try_new_buffered(file, schema)?,
+            ),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> std::result::Result<(), BoxError> {
+        match self {
+            FormatWriter::Csv(w) => w.write(batch)?,
+            FormatWriter::Json(w) => w.write(batch)?,
+            FormatWriter::Parquet(w) => w.write(batch)?,
+            FormatWriter::ArrowIpc(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    /// Writes footers and flushes everything to the file, reporting any error.
+    fn finish(self) -> std::result::Result<(), BoxError> {
+        match self {
+            FormatWriter::Csv(w) => w.into_inner().flush()?,
+            FormatWriter::Json(mut w) => {
+                w.finish()?;
+                w.into_inner().flush()?;
+            }
+            FormatWriter::Parquet(w) => {
+                (*w).close()?;
+            }
+            FormatWriter::ArrowIpc(mut w) => {
+                w.finish()?;
+                w.into_inner()?.flush()?;
+            }
+        }
+        Ok(())
+    }
+}

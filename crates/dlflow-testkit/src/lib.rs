@@ -1,0 +1,69 @@
+//! Test support shared by dlflow's crates: where the test SavedModels are (made by
+//! `python/tools/make_models.py`, run by `scripts/test.sh`), their reference data (inputs and
+//! TensorFlow's own outputs), and comparisons that allow for float rounding.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
+
+/// The directory `scripts/test.sh` made the test models in (python/tools/make_models.py).
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("DLFLOW_MODELS").map(PathBuf::from).expect(
+        "DLFLOW_MODELS is not set: run the tests with scripts/test.sh, which makes the test models \
+         (python/tools/make_models.py) and points DLFLOW_MODELS at them",
+    );
+    assert!(dir.join("linear").is_dir(), "{} has no test models; run scripts/test.sh", dir.display());
+    dir
+}
+
+pub fn model(name: &str) -> PathBuf {
+    models_dir().join(name)
+}
+
+/// The inputs and TensorFlow's own outputs for model `name`, as one batch.
+pub fn reference(name: &str) -> RecordBatch {
+    let path = models_dir().join(format!("{name}.reference.arrow"));
+    let reader = arrow::ipc::reader::FileReader::try_new(File::open(&path).expect("reference file"), None).expect("arrow file");
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("reference batches");
+    arrow::compute::concat_batches(&schema, &batches).expect("concat")
+}
+
+/// The reference batch without its `expected.*` columns.
+pub fn reference_inputs(batch: &RecordBatch) -> RecordBatch {
+    let keep: Vec<usize> = (0..batch.num_columns()).filter(|i| !batch.schema().field(*i).name().starts_with("expected.")).collect();
+    batch.project(&keep).expect("project")
+}
+
+/// Assert two columns hold the same values: floats within a relative 1e-5, the rest exactly.
+pub fn assert_same_values(what: &str, actual: &ArrayRef, expected: &ArrayRef) {
+    assert_eq!(actual.len(), expected.len(), "{what}: row count");
+    let (actual, expected) = (flatten(actual), flatten(expected));
+    assert_eq!(actual.data_type(), expected.data_type(), "{what}: element type");
+    assert_eq!(actual.len(), expected.len(), "{what}: value count");
+    match actual.data_type() {
+        DataType::Float32 => close(what, actual.as_primitive::<Float32Type>().values().iter().map(|v| *v as f64), expected.as_primitive::<Float32Type>().values().iter().map(|v| *v as f64)),
+        DataType::Float64 => close(what, actual.as_primitive::<Float64Type>().values().iter().copied(), expected.as_primitive::<Float64Type>().values().iter().copied()),
+        _ => assert_eq!(actual.to_data(), expected.to_data(), "{what}: values"),
+    }
+}
+
+fn flatten(array: &ArrayRef) -> ArrayRef {
+    match array.data_type() {
+        DataType::FixedSizeList(_, k) => {
+            let list = array.as_fixed_size_list();
+            list.values().slice(list.offset() * *k as usize, list.len() * *k as usize)
+        }
+        _ => array.clone(),
+    }
+}
+
+fn close(what: &str, actual: impl Iterator<Item = f64>, expected: impl Iterator<Item = f64>) {
+    for (i, (a, e)) in actual.zip(expected).enumerate() {
+        let tolerance = 1e-5 * e.abs().max(1.0);
+        assert!((a - e).abs() <= tolerance, "{what}: value {i}: dlflow {a}, TensorFlow {e}");
+    }
+}

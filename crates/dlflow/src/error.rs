@@ -1,0 +1,82 @@
+//! The facade's error: one type for everything a dlflow call can report.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+use dlflow_table::TableError;
+use dlflow_tf::TfError;
+
+/// Result alias of the dlflow API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from any layer of dlflow.
+#[derive(Debug)]
+pub enum Error {
+    /// TensorFlow: library, model, signature, conversion.
+    Tf(TfError),
+    /// Tables: sources, sinks, datagen options.
+    Table(TableError),
+    /// Query planning and execution.
+    DataFusion(DataFusionError),
+    /// A bad argument to a dlflow call.
+    Invalid(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Tf(e) => e.fmt(f),
+            Error::Table(e) => e.fmt(f),
+            Error::DataFusion(e) => write!(f, "{}", describe_datafusion(e)),
+            Error::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
+/// DataFusion wraps errors raised inside a query (a model's, a source's) in layers of
+/// context; the innermost one is what the user needs to read.
+fn describe_datafusion(error: &DataFusionError) -> String {
+    match error.find_root() {
+        DataFusionError::External(inner) => inner.to_string(),
+        DataFusionError::ArrowError(inner, _) => inner.to_string(),
+        root => root.strip_backtrace().to_string(),
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Tf(e) => Some(e),
+            Error::Table(e) => Some(e),
+            Error::DataFusion(e) => Some(e),
+            Error::Invalid(_) => None,
+        }
+    }
+}
+
+impl From<TfError> for Error {
+    fn from(e: TfError) -> Self {
+        Error::Tf(e)
+    }
+}
+
+impl From<TableError> for Error {
+    fn from(e: TableError) -> Self {
+        match e {
+            TableError::DataFusion(inner) => Error::DataFusion(inner),
+            other => Error::Table(other),
+        }
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        Error::DataFusion(e)
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::DataFusion(e.into())
+    }
+}

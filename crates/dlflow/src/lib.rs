@@ -1,0 +1,45 @@
+//! # dlflow: deep learning on dataflow
+//!
+//! Train TensorFlow models on the rows of tables and streams, and run trained models inside
+//! the same pipelines: columnar Arrow batches straight into TensorFlow, batched in-process
+//! SavedModel inference over tables, SQL and streams.
+//!
+//! This crate is the public API; the layers under it are
+//! [`dlflow_tf`] (TensorFlow runtime, SavedModels, Arrow <-> tensors) and
+//! [`dlflow_table`] (DataFusion tables, sources, sinks, the `predict` SQL function).
+//!
+//! | type | what |
+//! |---|---|
+//! | [`Environment`] | sources (files, `datagen`, SQL) and registered models |
+//! | [`Table`] | a lazy table: collect, stream, write, show |
+//! | [`Model`] | a SavedModel applied to tables: `transform` |
+//!
+//! ```no_run
+//! # async fn demo() -> dlflow::Result<()> {
+//! use dlflow::{DataGen, Environment, Generator, Model};
+//!
+//! let env = Environment::new();
+//! let points = env.datagen(DataGen::new(5120).seed(1).column("x", Generator::uniform(0.0, 1.0)))?;
+//! let model = Model::load("models/linear")?;
+//! let predicted = model.transform(&points)?; // x, y = 2x + 1
+//! println!("{}", predicted.show(5).await?);
+//! # Ok(()) }
+//! ```
+
+mod environment;
+mod error;
+mod model;
+mod table;
+
+pub use dlflow_table::datagen::{DataGen, Generator};
+pub use dlflow_tf::{DType, DlType, LoadOptions, PredictOptions, SavedModel, Signature, TensorSpec};
+pub use environment::Environment;
+pub use error::{Error, Result};
+pub use model::Model;
+pub use table::Table;
+
+/// The layers under the facade, for what it does not wrap.
+pub mod layers {
+    pub use dlflow_table;
+    pub use dlflow_tf;
+}

@@ -1,0 +1,190 @@
+//! Inference over tables end to end: generated and file tables, `Model::transform`, the SQL
+//! `predict` function, sinks; against real SavedModels and TensorFlow.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
+use dlflow::{DataGen, Environment, Generator, Model};
+use dlflow_testkit as common;
+
+fn linear() -> Model {
+    Model::load(common::model("linear")).expect("load linear")
+}
+
+fn points(env: &Environment, rows: u64, partitions: usize) -> dlflow::Table {
+    env.datagen(
+        DataGen::new(rows)
+            .seed(7)
+            .partitions(partitions)
+            .column("id", Generator::sequence(0))
+            .column("x", Generator::uniform(0.0, 1.0).with_data_type(DataType::Float32)),
+    )
+    .expect("datagen")
+}
+
+fn f32_values(batches: &[RecordBatch], column: &str) -> Vec<f32> {
+    batches.iter().flat_map(|b| b.column_by_name(column).expect(column).as_primitive::<Float32Type>().values().to_vec()).collect()
+}
+
+fn i64_values(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    batches.iter().flat_map(|b| b.column_by_name(column).expect(column).as_primitive::<Int64Type>().values().to_vec()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_appends_predictions_to_every_row_in_input_order() {
+    let env = Environment::new();
+    // Several partitions and small batches: order must survive both.
+    let table = points(&env, 20_000, 4);
+    let predicted = linear().with_batch_size(333).transform(&table).expect("transform");
+    let names: Vec<String> = predicted.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, vec!["id", "x", "y"]);
+    let batches = predicted.collect().await.expect("collect");
+    let ids = i64_values(&batches, "id");
+    assert_eq!(ids, (0..20_000).collect::<Vec<i64>>(), "every row once, in input order");
+    for (x, y) in f32_values(&batches, "x").iter().zip(f32_values(&batches, "y")) {
+        assert!((y - (2.0 * x + 1.0)).abs() < 1e-5, "y = {y} for x = {x}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_predict_function_runs_a_registered_model() {
+    let env = Environment::new();
+    env.register_model("linear", &linear());
+    let table = env
+        .sql(
+            "CREATE EXTERNAL TABLE t (x FLOAT) STORED AS DATAGEN LOCATION 'datagen://' \
+               OPTIONS ('number-of-rows' '5000', 'seed' '3', 'fields.x.min' '0', 'fields.x.max' '1');
+             SELECT x, predict('linear', x) AS y FROM t WHERE x > 0.5",
+        )
+        .await
+        .expect("sql");
+    let batches = table.collect().await.expect("collect");
+    let (xs, ys) = (f32_values(&batches, "x"), f32_values(&batches, "y"));
+    assert!(xs.len() > 2000 && xs.len() < 3000, "about half the rows pass the filter: {}", xs.len());
+    for (x, y) in xs.iter().zip(ys) {
+        assert!(*x > 0.5 && (y - (2.0 * x + 1.0)).abs() < 1e-5);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_predict_with_several_outputs_returns_a_struct() {
+    let env = Environment::new();
+    env.register_model("two", &Model::load(common::model("two_in_two_out")).expect("load"));
+    let batches = env
+        .sql("SELECT predict('two', a, b)['total'] AS total FROM (VALUES (1.5, 2), (0.25, -3)) AS v(a, b)")
+        .await
+        .expect("sql")
+        .collect()
+        .await
+        .expect("collect");
+    let totals: Vec<f64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Float64Type>().values().to_vec()).collect();
+    assert_eq!(totals, vec![3.5, -2.75]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_predict_can_name_a_signature() {
+    let env = Environment::new();
+    env.register_model("mlp", &Model::load(common::model("mlp")).expect("load"));
+    let reference = common::reference("mlp");
+    env.context().register_batch("digits", common::reference_inputs(&reference)).expect("register");
+    let batches = env.sql("SELECT predict('mlp:classify', pixels)['classes'] AS c FROM digits").await.expect("sql").collect().await.expect("collect");
+    let classes = i64_values(&batches, "c");
+    assert_eq!(classes.len(), reference.num_rows());
+    assert!(classes.iter().all(|c| (0..10).contains(c)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_errors_name_the_model_the_column_and_the_expectation() {
+    let env = Environment::new();
+    env.register_model("linear", &linear());
+    env.context().register_batch("t", RecordBatch::try_from_iter([("s", Arc::new(datafusion::arrow::array::StringArray::from(vec!["a"])) as _)]).expect("batch")).expect("register");
+
+    let err = env.sql("SELECT predict('nope', s) FROM t").await.err().expect("unknown model");
+    assert!(err.to_string().contains("no model named `nope`") && err.to_string().contains("linear"), "{err}");
+
+    let err = env.sql("SELECT predict('linear', s) FROM t").await.err().expect("string into float");
+    assert!(err.to_string().contains("column `s`") && err.to_string().contains("float32"), "{err}");
+
+    let err = env.sql("SELECT predict('linear', 1.0, 2.0) FROM t").await.err().expect("two args for one input");
+    assert!(err.to_string().contains("takes 1 input(s) (x"), "{err}");
+
+    let err = env.sql("SELECT predict(s, s) FROM t").await.err().expect("model name not a literal");
+    assert!(err.to_string().contains("string literal naming a model"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_errors_come_before_any_row_is_read() {
+    let env = Environment::new();
+    let table = env.datagen(DataGen::new(10).column("z", Generator::uniform(0.0, 1.0))).expect("datagen");
+    let err = linear().transform(&table).err().expect("missing column");
+    assert!(err.to_string().contains("no column `x`") && err.to_string().contains("columns: z"), "{err}");
+
+    let clash = env.datagen(DataGen::new(10).column("x", Generator::uniform(0.0, 1.0)).column("y", Generator::sequence(0))).expect("datagen");
+    let err = linear().transform(&clash).err().expect("output would replace a column");
+    assert!(err.to_string().contains("`y`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nulls_reaching_the_model_fail_the_query_naming_the_column() {
+    let env = Environment::new();
+    env.register_model("linear", &linear());
+    let table = env
+        .sql("SELECT CASE WHEN x > 1.5 THEN NULL ELSE x END AS x FROM (VALUES (CAST(1.0 AS FLOAT)), (CAST(2.0 AS FLOAT))) AS v(x)")
+        .await
+        .expect("sql");
+    let err = linear().transform(&table).expect("plan").collect().await.err().expect("null");
+    assert!(err.to_string().contains("column `x` has 1 null value"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_in_parquet_out_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("points.csv");
+    std::fs::write(&csv, "id,x\n0,0.0\n1,0.25\n2,1.5\n").expect("write csv");
+    let env = Environment::new();
+    let input = env.read_file(&csv).await.expect("read csv");
+    assert_eq!(input.schema().field_with_name("x").expect("x").data_type(), &DataType::Float64, "CSV floats are DOUBLE");
+    let output = dir.path().join("predicted.parquet");
+    let rows = linear().transform(&input).expect("transform").write(&output, |_| {}).await.expect("write");
+    assert_eq!(rows, 3);
+    let back = env.read_file(&output).await.expect("read parquet").collect().await.expect("collect");
+    assert_eq!(f32_values(&back, "y"), vec![1.0, 1.5, 4.0], "DOUBLE x converted for the float32 input");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_leaves_no_file_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = Environment::new();
+    let table = env
+        .sql("SELECT CASE WHEN x > 1.5 THEN NULL ELSE x END AS x FROM (VALUES (CAST(1.0 AS FLOAT)), (CAST(2.0 AS FLOAT))) AS v(x)")
+        .await
+        .expect("sql");
+    let output = dir.path().join("out.csv");
+    let err = linear().transform(&table).expect("plan").write(&output, |_| {}).await.err().expect("null fails the write");
+    assert!(err.to_string().contains("null"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_input_types_are_checked_against_the_table() {
+    let env = Environment::new();
+    let table = points(&env, 10, 1);
+    table.check_input_types("INT_64,FLOAT_32").expect("matches");
+    let err = table.check_input_types("INT_64,FLOAT_64").err().expect("mismatch");
+    assert!(err.to_string().contains("column `x`") && err.to_string().contains("FLOAT_64"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_columns_from_datagen_feed_the_mlp() {
+    let env = Environment::new();
+    let table = env.datagen(DataGen::new(300).seed(1).column("pixels", Generator::uniform_vector(784, 0.0, 1.0))).expect("datagen");
+    let predicted = Model::load(common::model("mlp")).expect("load").transform(&table).expect("transform");
+    let batches = predicted.collect().await.expect("collect");
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 300);
+    let logits = batches[0].column_by_name("logits").expect("logits");
+    assert_eq!(logits.data_type(), &DataType::FixedSizeList(Arc::new(datafusion::arrow::datatypes::Field::new("item", DataType::Float32, false)), 10));
+    assert_eq!(logits.null_count(), 0);
+}

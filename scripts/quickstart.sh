@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$DLFLOW_ROOT"
 say "building dlflow"
-cargo build --release --quiet -p dlflow-cli
+cargo build --release --quiet --workspace  # whole workspace: same dependency features as the tests, one shared build
 DLFLOW="$CARGO_TARGET_DIR/release/dlflow"
 say "the model"
 "$DLFLOW" model inspect "$DLFLOW_MODELS/linear"

@@ -112,7 +112,7 @@ pub enum TableError {
 }
 
 impl TableError {
-    /// Builds an [`TableError::InvalidOption`]; a shorthand used by the datagen validation.
+    /// Builds a [`TableError::InvalidOption`]; shorthand for the datagen validation.
     pub(crate) fn invalid_option(option: impl Into<String>, message: impl Into<String>) -> Self {
         TableError::InvalidOption {
             option: option.into(),

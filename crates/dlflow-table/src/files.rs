@@ -4,7 +4,7 @@
 //! Files are read by DataFusion's `ListingTable`; dlflow adds two things on top: the format
 //! comes from the extension (DataFusion's `register_csv` & co. want the caller to know it and
 //! insist on one default extension each), and every read error names the file it is about
-//! (DataFusion's scan errors do not; see [`scan`]).
+//! (DataFusion's scan errors do not; see the `scan` submodule).
 
 mod scan;
 

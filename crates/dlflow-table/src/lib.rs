@@ -10,7 +10,7 @@
 //! | [`datagen`] | generated tables, in Rust ([`datagen::DataGen`]) or SQL (`STORED AS DATAGEN`) |
 //! | [`files`] | [`register_file`]: CSV, Parquet, NDJSON, Arrow IPC by extension |
 //! | [`sink`] | [`write_stream`]: atomic, streaming file output |
-//! | [`print`] | [`format_table`]: readable text tables, vectors abbreviated |
+//! | [`print`](mod@print) | [`format_table`]: readable text tables, vectors abbreviated |
 //! | [`error`] | [`TableError`], [`Result`] |
 //!
 //! # Example

@@ -47,8 +47,9 @@ pub fn new_session_with_config(config: SessionConfig) -> SessionContext {
 }
 
 /// Adds dlflow's sources to a session being built, for callers that need their own runtime
-/// (memory limits, object stores) or functions. Call it after `with_default_features`, which
-/// would otherwise not know about them but keeps them.
+/// (memory limits, object stores) or functions. The order relative to
+/// `with_default_features` does not matter: that call adds DataFusion's factories and keeps
+/// existing ones.
 ///
 /// # Example
 ///

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
 use datafusion::error::DataFusionError;
@@ -433,6 +433,21 @@ async fn bad_options_name_the_field_and_the_expectation() {
                 "error for ({columns}) OPTIONS ({options}) lacks {part:?}: {message}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn unsupported_ddl_clauses_are_rejected() {
+    let ctx = new_session();
+    for (sql, clause) in [
+        ("CREATE UNBOUNDED EXTERNAL TABLE u (x DOUBLE) STORED AS DATAGEN LOCATION 'datagen://'", "UNBOUNDED"),
+        (
+            "CREATE EXTERNAL TABLE p (x DOUBLE, k INT) STORED AS DATAGEN PARTITIONED BY (k) LOCATION 'datagen://'",
+            "PARTITIONED BY",
+        ),
+    ] {
+        let err = ctx.sql(sql).await.err().unwrap_or_else(|| panic!("accepted: {sql}"));
+        assert!(err.to_string().contains(clause), "{err}");
     }
 }
 

@@ -77,9 +77,26 @@ impl TableProviderFactory for DataGenFactory {
         _state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> datafusion::error::Result<Arc<dyn TableProvider>> {
-        let table = datagen_from_options(cmd.schema.as_arrow(), &cmd.options)?.build()?;
+        let table = datagen_from_ddl(cmd)?.build()?;
         Ok(Arc::new(table))
     }
+}
+
+/// Rejects DDL clauses datagen cannot honour, rather than silently ignoring them.
+fn datagen_from_ddl(cmd: &CreateExternalTable) -> Result<DataGen> {
+    if cmd.unbounded {
+        return Err(TableError::invalid_option(
+            "UNBOUNDED",
+            "datagen tables are bounded (see 'number-of-rows'); remove UNBOUNDED",
+        ));
+    }
+    if !cmd.table_partition_cols.is_empty() {
+        return Err(TableError::invalid_option(
+            "PARTITIONED BY",
+            "datagen tables have no partition columns; remove PARTITIONED BY",
+        ));
+    }
+    datagen_from_options(cmd.schema.as_arrow(), &cmd.options)
 }
 
 /// Column settings collected from `fields.<col>.<property>` options.

@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn int32_sequence_overflow_is_rejected() {
         let g = Generator::sequence(i64::from(i32::MAX) - 1).with_data_type(DataType::Int32);
-        let err = g.validate("id", 3).unwrap_err().to_string();
+        let err = g.validate("id", 3).expect_err("overflow").to_string();
         assert!(
             err.contains("fields.id.start") && err.contains("Int32"),
             "{err}"
@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn wrong_type_is_rejected_with_expectation() {
         let g = Generator::uniform(0.0, 1.0).with_data_type(DataType::Utf8);
-        let err = g.validate("x", 1).unwrap_err().to_string();
+        let err = g.validate("x", 1).expect_err("wrong type").to_string();
         assert!(
             err.contains("fields.x.kind") && err.contains("Float32"),
             "{err}"

@@ -76,7 +76,8 @@ impl DataGen {
     ///
     /// ```
     /// use dlflow_table::datagen::{DataGen, Generator};
-    /// let a = DataGen::new(5).seed(1).column("x", Generator::uniform(0.0, 1.0)).build()?;
+    /// let table = DataGen::new(5).seed(1).column("x", Generator::uniform(0.0, 1.0)).build()?;
+    /// assert_eq!(table.rows(), 5);
     /// # Ok::<(), dlflow_table::TableError>(())
     /// ```
     pub fn seed(mut self, seed: u64) -> Self {
@@ -91,6 +92,7 @@ impl DataGen {
     /// ```
     /// use dlflow_table::datagen::{DataGen, Generator};
     /// let t = DataGen::new(5).batch_size(2).column("id", Generator::sequence(0)).build()?;
+    /// assert_eq!(t.rows(), 5);
     /// # Ok::<(), dlflow_table::TableError>(())
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
@@ -106,6 +108,7 @@ impl DataGen {
     /// ```
     /// use dlflow_table::datagen::{DataGen, Generator};
     /// let t = DataGen::new(5).partitions(1).column("id", Generator::sequence(0)).build()?;
+    /// assert_eq!(t.rows(), 5);
     /// # Ok::<(), dlflow_table::TableError>(())
     /// ```
     pub fn partitions(mut self, partitions: usize) -> Self {
@@ -120,6 +123,7 @@ impl DataGen {
     /// ```
     /// use dlflow_table::datagen::{DataGen, Generator};
     /// let t = DataGen::new(5).column("label", Generator::uniform_int(0, 9)).build()?;
+    /// assert_eq!(t.schema_ref().field(0).name(), "label");
     /// # Ok::<(), dlflow_table::TableError>(())
     /// ```
     pub fn column(mut self, name: impl Into<String>, generator: Generator) -> Self {

@@ -24,9 +24,11 @@ pub const MAX_CELL_CHARS: usize = 48;
 /// # Example
 ///
 /// ```
-/// use arrow::array::record_batch;
+/// use std::sync::Arc;
+/// use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 ///
-/// let batch = record_batch!(("id", Int64, [1, 2, 3])).expect("batch");
+/// let ids: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
+/// let batch = RecordBatch::try_from_iter([("id", ids)]).expect("batch");
 /// let text = dlflow_table::format_table(&[batch], 2);
 /// assert!(text.contains("| 2  |"));
 /// assert!(!text.contains("| 3  |"));

@@ -101,8 +101,12 @@ async fn main() {
     let model = Model::load(&model_dir).expect("load").with_batch_size(batch_size);
     let (dlflow_rows, dlflow_rate) = dlflow_rows_per_second(&model, &batches).await;
     assert_eq!(dlflow_rows, rows);
+    // The same with one batch in the model at a time, as the Python loop runs.
+    let (_, serial_rate) = dlflow_rows_per_second(&model.clone().with_concurrency(1), &batches).await;
 
     println!("  TensorFlow (Python, signature calls): {tf_rate:>12.0} rows/s");
     println!("  dlflow (Model::transform):            {dlflow_rate:>12.0} rows/s");
+    println!("  dlflow, one batch at a time:          {serial_rate:>12.0} rows/s");
     println!("  ratio dlflow / TensorFlow:            {:>12.2}x (target >= 0.9x)", dlflow_rate / tf_rate);
+    println!("  ratio, one batch at a time:           {:>12.2}x", serial_rate / tf_rate);
 }

@@ -34,8 +34,9 @@ pub fn transform(input: DataFrame, predictor: Arc<Predictor>, concurrency: usize
     for output in predictor.output_fields() {
         if input_schema.field_with_name(output.name()).is_ok() {
             return Err(DataFusionError::Plan(format!(
-                "model output `{}` has the same name as an input column; rename the column first (SELECT {} AS ...) \
-                 or choose outputs with PredictOptions::outputs",
+                "model output `{}` has the same name as an input column; rename the column first \
+                 (SELECT {} AS {}_in, ...) or choose other outputs with PredictOptions::outputs",
+                output.name(),
                 output.name(),
                 output.name()
             )));

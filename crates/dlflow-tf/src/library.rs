@@ -131,7 +131,9 @@ fn is_supported(version: &str) -> bool {
 /// readable unless the user asked for those logs.
 fn quiet_tensorflow_logs() {
     if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
-        std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1");
+        // SAFETY: called with LOADING held, right before TensorFlow is loaded; dlflow reads no
+        // environment concurrently, and TensorFlow reads this variable after loading.
+        unsafe { std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1") };
     }
 }
 

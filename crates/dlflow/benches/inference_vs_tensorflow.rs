@@ -30,7 +30,7 @@ fn make_rows(rows: usize) -> Vec<RecordBatch> {
         .step_by(BATCH_ROWS)
         .map(|start| {
             let n = BATCH_ROWS.min(rows - start);
-            let values = Float32Array::from_iter_values((0..n * 784).map(|_| rng.gen::<f32>()));
+            let values = Float32Array::from_iter_values((0..n * 784).map(|_| rng.r#gen::<f32>()));
             let column = FixedSizeListArray::new(item.clone(), 784, Arc::new(values), None);
             RecordBatch::try_from_iter([("pixels", Arc::new(column) as _)]).expect("batch")
         })

@@ -439,7 +439,7 @@ mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
 
-    fn gen(g: &Generator, rows: Range<u64>) -> ArrayRef {
+    fn generate(g: &Generator, rows: Range<u64>) -> ArrayRef {
         g.validate("c", rows.end).expect("valid generator");
         g.generate("c", ColumnRandom::new(3, "c"), rows)
             .expect("generates")
@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn sequence_counts_from_start() {
-        let a = gen(
+        let a = generate(
             &Generator::sequence(10).with_data_type(DataType::Int32),
             5..8,
         );
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn vectors_have_dimension_and_range() {
-        let a = gen(&Generator::uniform_vector(3, -2.0, -1.0), 0..4);
+        let a = generate(&Generator::uniform_vector(3, -2.0, -1.0), 0..4);
         let list = a.as_fixed_size_list();
         assert_eq!(list.len(), 4);
         let values = list.values().as_primitive::<Float32Type>();
@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn strings_have_length_and_alphabet() {
-        let a = gen(
+        let a = generate(
             &Generator::random_string(6).with_data_type(DataType::Utf8View),
             0..50,
         );

@@ -19,7 +19,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use dlflow_tf::Predictor;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::tf_error;
 
@@ -45,7 +45,7 @@ pub fn transform(input: DataFrame, predictor: Arc<Predictor>, concurrency: usize
     }
     let schema = Arc::new(Schema::new(fields));
     let (state, plan) = input.into_parts();
-    // One partition: the input's row order is the output's row order.
+    // No repartitioning (which would shuffle rows): partitions are read in order below.
     let ordered = state.config().clone().with_target_partitions(1);
     let ordered_state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone()).with_config(ordered).build();
     let stream = PredictPartition { input: DataFrame::new(ordered_state, plan), predictor, schema: schema.clone(), concurrency: concurrency.max(1) };
@@ -80,7 +80,11 @@ impl PartitionStream for PredictPartition {
         let predictor = self.predictor.clone();
         let schema = self.schema.clone();
         let concurrency = self.concurrency;
-        let batches = futures::stream::once(async move { input.execute_stream().await })
+        // Partitions one after another, in partition order: a source that splits itself
+        // (files by byte range, datagen by row range) keeps its row order that way, where
+        // DataFusion's merge of partitions would interleave them.
+        let batches = futures::stream::once(async move { input.execute_stream_partitioned().await })
+            .map_ok(|partitions| futures::stream::iter(partitions).flatten())
             .try_flatten()
             .map_ok(move |batch| {
                 let predictor = predictor.clone();

@@ -1,6 +1,6 @@
 //! The seed's quick start, inference half: the linear model y = 2x + 1 over a generated table.
 //!
-//! Run: `cargo run --release -p dlflow --example quickstart_inference -- MODEL_DIR`
+//! Run: `cargo run --release --example quickstart_inference -- MODEL_DIR`
 //! (`scripts/quickstart.sh` makes the model; with no argument, `$DLFLOW_MODELS/linear` is used).
 
 use dlflow::{DataGen, Environment, Generator, Model};

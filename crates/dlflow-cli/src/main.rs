@@ -1,4 +1,5 @@
-//! The `dlflow` command line: inspect models, run them over files, generated tables and SQL.
+//! The `dlflow` command line: train on tables with Python TensorFlow nodes, inspect models, run
+//! them over files, generated tables and SQL.
 
 mod commands;
 mod progress;
@@ -22,6 +23,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Run SQL; registered models are callable as predict('name', columns...).
     Sql(commands::sql::SqlArgs),
+    /// Train on a table with a cluster of Python TensorFlow nodes (flags or a TOML job file).
+    Train(commands::train::TrainArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
             Command::Model(command) => command.run(),
             Command::Predict(args) => args.run().await,
             Command::Sql(args) => args.run().await,
+            Command::Train(args) => args.run().await,
         }
     });
     match result {

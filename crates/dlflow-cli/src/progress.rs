@@ -49,3 +49,96 @@ fn human(rate: f64) -> String {
         format!("{rate:.0}")
     }
 }
+
+/// A training job's progress: one bar per epoch (rows fed, rows/s), a line per finished
+/// epoch, and the nodes' output printed above the bar instead of through it.
+pub struct EpochProgress {
+    bar: ProgressBar,
+    epochs: Option<u64>,
+}
+
+impl EpochProgress {
+    /// Starts the bar; `epochs` is `None` for a job without input.
+    pub fn start(epochs: Option<u64>) -> EpochProgress {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(spinner_style());
+        bar.set_message(match epochs {
+            Some(total) => format!("epoch 1/{total}: starting the nodes"),
+            None => "running the nodes".to_string(),
+        });
+        bar.enable_steady_tick(Duration::from_millis(120));
+        EpochProgress { bar, epochs }
+    }
+
+    /// Where the nodes' output lines go: above the bar.
+    pub fn printer(&self) -> dlflow::layers::dlflow_cluster::OutputHandler {
+        let bar = self.bar.clone();
+        std::sync::Arc::new(move |node: dlflow::NodeName, line: &str| say(&bar, format!("[{node}] {line}")))
+    }
+
+    /// Follows the engine's counters until aborted.
+    pub fn watch(&self, progress: std::sync::Arc<dlflow::Progress>) -> tokio::task::JoinHandle<()> {
+        let bar = self.bar.clone();
+        let Some(total) = self.epochs else { return tokio::spawn(async {}) };
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering;
+            let (mut done, mut start_rows, mut started) = (0u64, 0u64, Instant::now());
+            let mut per_epoch: Option<u64> = None;
+            loop {
+                let completed = progress.epochs_completed.load(Ordering::SeqCst);
+                let rows = progress.rows_read.load(Ordering::Relaxed);
+                while done < completed.min(total) {
+                    let epoch_rows = per_epoch.unwrap_or(rows - start_rows);
+                    let seconds = started.elapsed().as_secs_f64();
+                    say(
+                        &bar,
+                        format!(
+                            "epoch {}/{total}: {epoch_rows} rows fed in {seconds:.1} s ({} rows/s)",
+                            done + 1,
+                            human(epoch_rows as f64 / seconds.max(1e-9))
+                        ),
+                    );
+                    if per_epoch.is_none() {
+                        per_epoch = Some(epoch_rows);
+                        bar.set_style(bar_style());
+                        bar.set_length(epoch_rows);
+                    }
+                    done += 1;
+                    start_rows += epoch_rows;
+                    started = Instant::now();
+                    bar.reset_eta();
+                }
+                if done < total {
+                    bar.set_message(format!("epoch {}/{total}", done + 1));
+                    bar.set_position(rows.saturating_sub(start_rows));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A line above the bar; straight to stderr when there is no bar (stderr is not a terminal).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} {human_pos} rows  {per_sec}  {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}

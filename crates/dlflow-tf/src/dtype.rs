@@ -136,14 +136,20 @@ impl DlType {
 
     /// Whether a column of Arrow type `data_type` holds this type.
     pub fn matches(self, data_type: &DataType) -> bool {
-        matches!(
-            (self, data_type),
-            (DlType::Float32, DataType::Float32)
-                | (DlType::Float64, DataType::Float64)
-                | (DlType::Int32, DataType::Int32)
-                | (DlType::Int64, DataType::Int64)
-                | (DlType::String, DataType::Utf8 | DataType::LargeUtf8)
-        )
+        match data_type {
+            // A vector column is a tensor of its element type, one rank up.
+            DataType::FixedSizeList(item, _) | DataType::List(item) | DataType::LargeList(item) => {
+                self.matches(item.data_type())
+            }
+            _ => matches!(
+                (self, data_type),
+                (DlType::Float32, DataType::Float32)
+                    | (DlType::Float64, DataType::Float64)
+                    | (DlType::Int32, DataType::Int32)
+                    | (DlType::Int64, DataType::Int64)
+                    | (DlType::String, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            ),
+        }
     }
 
     /// Parse a comma-separated list such as `"FLOAT_32,INT_64"`. `FLOAT32`-style spellings

@@ -1,7 +1,7 @@
 //! Benchmark: dlflow's table inference against TensorFlow's own batched inference in Python,
 //! in one run, on the same rows held in memory, with the same model and batch size.
 //!
-//! Run with `scripts/bench.sh inference` (or `cargo bench -p dlflow --bench
+//! Run with `scripts/bench.sh inference` (or `cargo bench --workspace --bench
 //! inference_vs_tensorflow` with DLFLOW_MODELS and the virtualenv set up). Rows and batch
 //! size: DLFLOW_BENCH_ROWS (default 200000), DLFLOW_BENCH_BATCH (default 1024).
 

@@ -18,6 +18,10 @@ pub enum Error {
     Table(TableError),
     /// Query planning and execution.
     DataFusion(DataFusionError),
+    /// The cluster of Python nodes: a node failed, died, hung, or could not start.
+    Cluster(dlflow_cluster::ClusterError),
+    /// The engine feeding the nodes.
+    Engine(dlflow_engine::EngineError),
     /// A bad argument to a dlflow call.
     Invalid(String),
 }
@@ -28,6 +32,8 @@ impl fmt::Display for Error {
             Error::Tf(e) => e.fmt(f),
             Error::Table(e) => e.fmt(f),
             Error::DataFusion(e) => write!(f, "{}", describe_datafusion(e)),
+            Error::Cluster(e) => e.fmt(f),
+            Error::Engine(e) => e.fmt(f),
             Error::Invalid(message) => f.write_str(message),
         }
     }
@@ -49,6 +55,8 @@ impl std::error::Error for Error {
             Error::Tf(e) => Some(e),
             Error::Table(e) => Some(e),
             Error::DataFusion(e) => Some(e),
+            Error::Cluster(e) => Some(e),
+            Error::Engine(e) => Some(e),
             Error::Invalid(_) => None,
         }
     }
@@ -78,5 +86,17 @@ impl From<DataFusionError> for Error {
 impl From<datafusion::arrow::error::ArrowError> for Error {
     fn from(e: datafusion::arrow::error::ArrowError) -> Self {
         Error::DataFusion(e.into())
+    }
+}
+
+impl From<dlflow_cluster::ClusterError> for Error {
+    fn from(e: dlflow_cluster::ClusterError) -> Self {
+        Error::Cluster(e)
+    }
+}
+
+impl From<dlflow_engine::EngineError> for Error {
+    fn from(e: dlflow_engine::EngineError) -> Self {
+        Error::Engine(e)
     }
 }

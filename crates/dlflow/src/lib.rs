@@ -13,6 +13,8 @@
 //! | [`Environment`] | sources (files, `datagen`, SQL) and registered models |
 //! | [`Table`] | a lazy table: collect, stream, write, show |
 //! | [`Model`] | a SavedModel applied to tables: `transform` |
+//! | [`TfClusterConfig`] | a cluster of Python TensorFlow nodes: workers, ps, entry, properties |
+//! | [`train`], [`inference`], [`Job`] | feed a table to the cluster's workers, epoch by epoch |
 //!
 //! ```no_run
 //! # async fn demo() -> dlflow::Result<()> {
@@ -28,18 +30,24 @@
 
 mod environment;
 mod error;
+mod job;
 mod model;
 mod table;
 
 pub use dlflow_table::datagen::{DataGen, Generator};
 pub use dlflow_tf::{DType, DlType, LoadOptions, PredictOptions, SavedModel, Signature, TensorSpec};
+pub use dlflow_cluster::{NodeName, NodeType, Python, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
+pub use dlflow_engine::{EpochReport, Progress};
 pub use environment::Environment;
+pub use job::{Job, JobReport, inference, train, train_without_input};
 pub use error::{Error, Result};
 pub use model::Model;
 pub use table::Table;
 
 /// The layers under the facade, for what it does not wrap.
 pub mod layers {
+    pub use dlflow_cluster;
+    pub use dlflow_engine;
     pub use dlflow_table;
     pub use dlflow_tf;
 }

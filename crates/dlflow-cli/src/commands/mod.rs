@@ -4,6 +4,7 @@
 pub mod model;
 pub mod predict;
 pub mod sql;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 

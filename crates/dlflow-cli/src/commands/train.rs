@@ -1,0 +1,212 @@
+//! `dlflow train`: a training job from flags or a small TOML job file.
+//!
+//! ```toml
+//! epochs = 4
+//!
+//! [input]                  # one of: sql, file; none for an entry that reads its own data
+//! sql = "SELECT x, 2 * x + 1 AS y FROM points"
+//!
+//! [cluster]
+//! workers = 2
+//! ps = 0
+//! entry = "train.py"       # relative to the job file
+//! function = "train_entry"
+//! python_path = ["lib"]    # optional; also: python = "/path/to/python" or venv = "/path/to/venv"
+//! env = { TF_CPP_MIN_LOG_LEVEL = "3" }
+//!
+//! [properties]             # TFContext.get_property(...)
+//! model_dir = "/tmp/linear"
+//! ```
+//!
+//! Flags override the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use dlflow::{Environment, Job, Python, Table, TfClusterConfig, Timeouts};
+use serde::Deserialize;
+
+use crate::progress::EpochProgress;
+
+/// Arguments of `dlflow train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A TOML job file (see `dlflow train --help` and docs/guide/training.md).
+    #[arg(long)]
+    job: Option<PathBuf>,
+    /// Input file: .csv, .parquet, .json/.jsonl, .arrow.
+    #[arg(long, conflicts_with = "sql")]
+    input: Option<PathBuf>,
+    /// Input query; `;`-separated statements, the last one a query.
+    #[arg(long)]
+    sql: Option<String>,
+    /// The node entry: FILE:FUNCTION, for example train.py:train_entry.
+    #[arg(long, value_parser = parse_entry)]
+    entry: Option<(PathBuf, String)>,
+    /// Number of workers.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Number of parameter servers.
+    #[arg(long)]
+    ps: Option<usize>,
+    /// Passes over the input.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// A property for the nodes (repeatable): KEY=VALUE.
+    #[arg(long = "property", value_parser = parse_pair)]
+    properties: Vec<(String, String)>,
+    /// The Python that runs the nodes (default: dlflow's virtualenv).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// A folder or file the nodes find on PYTHONPATH (repeatable).
+    #[arg(long = "python-path")]
+    python_path: Vec<PathBuf>,
+    /// An environment variable for the nodes (repeatable): KEY=VALUE.
+    #[arg(long = "env", value_parser = parse_pair)]
+    env: Vec<(String, String)>,
+    /// Seconds without a heartbeat after which a node counts as hung.
+    #[arg(long)]
+    heartbeat_timeout: Option<f64>,
+}
+
+/// The TOML job file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    epochs: Option<u64>,
+    #[serde(default)]
+    input: InputSection,
+    #[serde(default)]
+    cluster: ClusterSection,
+    #[serde(default)]
+    properties: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputSection {
+    sql: Option<String>,
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSection {
+    workers: Option<usize>,
+    ps: Option<usize>,
+    entry: Option<PathBuf>,
+    function: Option<String>,
+    python: Option<PathBuf>,
+    venv: Option<PathBuf>,
+    #[serde(default)]
+    python_path: Vec<PathBuf>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    heartbeat_timeout: Option<f64>,
+}
+
+fn parse_entry(value: &str) -> Result<(PathBuf, String), String> {
+    match value.rsplit_once(':') {
+        Some((file, function)) if !file.is_empty() && !function.is_empty() => Ok((file.into(), function.into())),
+        _ => Err(format!("`{value}`: expected FILE:FUNCTION, for example train.py:train_entry")),
+    }
+}
+
+fn parse_pair(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((key, v)) if !key.is_empty() => Ok((key.into(), v.into())),
+        _ => Err(format!("`{value}`: expected KEY=VALUE")),
+    }
+}
+
+impl TrainArgs {
+    /// Run the command.
+    pub async fn run(self) -> dlflow::Result<()> {
+        let (file, base) = match &self.job {
+            Some(path) => (read_job_file(path)?, path.parent().map(Path::to_path_buf).unwrap_or_default()),
+            None => (JobFile::default(), PathBuf::new()),
+        };
+        let env = Environment::new();
+        let input: Option<Table> = match (&self.input, &self.sql, &file.input.file, &file.input.sql) {
+            (Some(path), ..) => Some(env.read_file(path).await?),
+            (None, Some(sql), ..) => Some(env.sql(sql).await?),
+            (None, None, Some(path), _) => Some(env.read_file(base.join(path)).await?),
+            (None, None, None, Some(sql)) => Some(env.sql(sql).await?),
+            (None, None, None, None) => None,
+        };
+        let epochs = self.epochs.or(file.epochs).unwrap_or(1);
+        let config = self.cluster_config(file, &base)?;
+
+        let progress = EpochProgress::start(input.is_some().then_some(epochs));
+        let config = config.with_output_handler(progress.printer());
+        let job = match &input {
+            Some(table) => Job::train(table, &config, epochs),
+            None => Job::without_input(&config),
+        };
+        let watcher = progress.watch(job.progress());
+        let report = job.run().await;
+        watcher.abort();
+        progress.finish();
+        let report = report?;
+        eprint!("{report}");
+        Ok(())
+    }
+
+    fn cluster_config(&self, file: JobFile, base: &Path) -> dlflow::Result<TfClusterConfig> {
+        let cluster = file.cluster;
+        let (entry_file, function) = match (&self.entry, cluster.entry, cluster.function) {
+            (Some((path, function)), ..) => (path.clone(), function.clone()),
+            (None, Some(path), function) => (base.join(path), function.unwrap_or_else(|| "train_entry".into())),
+            (None, None, _) => {
+                return Err(dlflow::Error::Invalid(
+                    "no node entry: give --entry FILE:FUNCTION or [cluster] entry = \"train.py\" in the job file".into(),
+                ));
+            }
+        };
+        let mut builder = TfClusterConfig::builder()
+            .worker_count(self.workers.or(cluster.workers).unwrap_or(1))
+            .ps_count(self.ps.or(cluster.ps).unwrap_or(0))
+            .node_entry(entry_file, function);
+        for (key, value) in file.properties {
+            let text = match value {
+                toml::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            builder = builder.property(key, text);
+        }
+        for (key, value) in &self.properties {
+            builder = builder.property(key, value);
+        }
+        match (&self.python, cluster.python, cluster.venv) {
+            (Some(python), ..) => builder = builder.python(Python::Executable(python.clone())),
+            (None, Some(python), _) => builder = builder.python(Python::Executable(base.join(python))),
+            (None, None, Some(venv)) => builder = builder.python(Python::Venv(base.join(venv))),
+            (None, None, None) => {}
+        }
+        for path in cluster.python_path {
+            builder = builder.python_path(base.join(path));
+        }
+        for path in &self.python_path {
+            builder = builder.python_path(path);
+        }
+        for (key, value) in cluster.env.into_iter().chain(self.env.iter().cloned()) {
+            builder = builder.env(key, value);
+        }
+        if let Some(seconds) = self.heartbeat_timeout.or(cluster.heartbeat_timeout) {
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                return Err(dlflow::Error::Invalid(format!("heartbeat timeout {seconds}: expected a positive number of seconds")));
+            }
+            builder = builder.timeouts(Timeouts { heartbeat: Duration::from_secs_f64(seconds), ..Timeouts::default() });
+        }
+        Ok(builder.build()?)
+    }
+}
+
+fn read_job_file(path: &Path) -> dlflow::Result<JobFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| dlflow::Error::Invalid(format!("cannot read the job file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| dlflow::Error::Invalid(format!("job file {}: {e}", path.display())))
+}
+

@@ -1,0 +1,134 @@
+//! The wire protocol between the coordinator and a node: length-prefixed frames over TCP.
+//!
+//! `kind: u8 | length: u32 LE | payload`. JSON payloads for control, a whole Arrow IPC stream
+//! for rows (pyarrow reads it without a copy). The Python twin is `python/dlflow/_protocol.py`;
+//! change both together.
+
+use std::io::{self, Read, Write};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+
+/// Node -> coordinator: `{token, node_type, index, port, pid}`.
+pub const HELLO: u8 = 1;
+/// Coordinator -> node: the cluster spec and the node's task ([`crate::NodeSpec`]).
+pub const SPEC: u8 = 2;
+/// Both ways: rows as an Arrow IPC stream.
+pub const BATCH: u8 = 4;
+/// Coordinator -> node: the epoch has no more rows for this node.
+pub const EPOCH_END: u8 = 5;
+/// Coordinator -> node: no more epochs.
+pub const INPUT_END: u8 = 6;
+/// Node -> coordinator: the process is alive.
+pub const HEARTBEAT: u8 = 7;
+/// Node -> coordinator: the entry returned.
+pub const DONE: u8 = 8;
+/// Node -> coordinator: the entry raised, `{error, traceback}`.
+pub const FAILED: u8 = 9;
+/// Coordinator -> node: the declared output schema, as an Arrow IPC stream without batches.
+pub const OUTPUT_SCHEMA: u8 = 10;
+/// Node -> coordinator: something to report, `{event, ...}`.
+pub const NOTICE: u8 = 11;
+
+/// Frames bigger than this are refused: a garbage length must not allocate gigabytes.
+const MAX_FRAME: u32 = 1 << 30;
+
+/// One frame.
+#[derive(Debug)]
+pub struct Frame {
+    /// What the payload is (the constants of this module).
+    pub kind: u8,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Writes one frame (unbuffered callers should wrap the stream in a `BufWriter` and flush).
+pub fn write_frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("frame larger than 4 GiB"))?;
+    out.write_all(&[kind])?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(payload)
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
+pub fn read_frame(input: &mut impl Read) -> io::Result<Option<Frame>> {
+    let mut header = [0u8; 5];
+    match input.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is over the limit")));
+    }
+    let mut payload = vec![0u8; len as usize];
+    input.read_exact(&mut payload)?;
+    Ok(Some(Frame { kind: header[0], payload }))
+}
+
+/// A batch as a one-batch Arrow IPC stream.
+pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut buffer = Vec::with_capacity(batch.get_array_memory_size() + 1024);
+    let mut writer = StreamWriter::try_new(&mut buffer, &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(buffer)
+}
+
+/// A schema as an Arrow IPC stream without batches.
+pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut buffer = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut buffer, schema)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(buffer)
+}
+
+/// The batches of an Arrow IPC stream.
+pub fn decode_batches(payload: &[u8]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    StreamReader::try_new(payload, None)?.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float32Array, StringArray};
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    #[test]
+    fn frames_and_batches_round_trip() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Float32, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Float32Array::from(vec![1.0, 2.5])), Arc::new(StringArray::from(vec!["a", "b"]))],
+        )
+        .expect("batch");
+        let mut wire = Vec::new();
+        write_frame(&mut wire, BATCH, &encode_batch(&batch).expect("encode")).expect("write");
+        write_frame(&mut wire, DONE, &[]).expect("write");
+        let mut input = wire.as_slice();
+        let frame = read_frame(&mut input).expect("read").expect("a frame");
+        assert_eq!(frame.kind, BATCH);
+        assert_eq!(decode_batches(&frame.payload).expect("decode"), vec![batch]);
+        let done = read_frame(&mut input).expect("read").expect("a frame");
+        assert_eq!((done.kind, done.payload.len()), (DONE, 0));
+        assert!(read_frame(&mut input).expect("clean end").is_none());
+    }
+
+    #[test]
+    fn a_garbage_length_is_refused() {
+        let mut input: &[u8] = &[BATCH, 0xff, 0xff, 0xff, 0xff];
+        let error = read_frame(&mut input).expect_err("refused");
+        assert!(error.to_string().contains("over the limit"), "{error}");
+    }
+}

@@ -1,0 +1,109 @@
+//! The Python side of a node: which interpreter runs it, and where the `dlflow` package comes from.
+//!
+//! The package (`python/dlflow`) is compiled into this crate and written once per version to
+//! `$DLFLOW_HOME/python/<hash>/`, so nodes import it with no install step, from any binary
+//! and any working directory.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use crate::config::Python;
+use crate::error::{ClusterError, Result};
+
+/// The files of the `dlflow` Python package, by name.
+const PACKAGE: &[(&str, &str)] = &[
+    ("__init__.py", include_str!("../../../python/dlflow/__init__.py")),
+    ("_protocol.py", include_str!("../../../python/dlflow/_protocol.py")),
+    ("_node.py", include_str!("../../../python/dlflow/_node.py")),
+    ("context.py", include_str!("../../../python/dlflow/context.py")),
+    ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
+    ("writer.py", include_str!("../../../python/dlflow/writer.py")),
+];
+
+/// The interpreter for `python`, checked to exist.
+pub fn interpreter(python: &Python) -> Result<PathBuf> {
+    match python {
+        Python::Executable(path) => existing(path.clone(), "the configured python"),
+        Python::Venv(venv) => existing(venv.join("bin/python"), "the configured virtualenv's python"),
+        Python::Default => {
+            let project = dlflow_tf::library::project_venv().join("bin/python");
+            if project.is_file() {
+                return Ok(project);
+            }
+            if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+                let active = PathBuf::from(venv).join("bin/python");
+                if active.is_file() {
+                    return Ok(active);
+                }
+            }
+            Ok(PathBuf::from("python3"))
+        }
+    }
+}
+
+fn existing(path: PathBuf, what: &str) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ClusterError::Python(format!("{what} {} does not exist", path.display())))
+    }
+}
+
+/// The folder to put on `PYTHONPATH` so that `import dlflow` finds this version of the package.
+pub fn package_root() -> Result<PathBuf> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    PACKAGE.hash(&mut hasher);
+    let root = dlflow_tf::library::dlflow_home().join("python").join(format!("{:016x}", hasher.finish()));
+    if !root.join("dlflow/.complete").is_file() {
+        write_package(&root)?;
+    }
+    Ok(root)
+}
+
+/// Writes the package next to `root` and renames it into place, so that concurrent jobs never
+/// import a half-written package.
+fn write_package(root: &Path) -> Result<()> {
+    let io = |context: String| move |source| ClusterError::Io { context, source };
+    let parent = root.parent().unwrap_or(root);
+    std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".dlflow-python-")
+        .tempdir_in(parent)
+        .map_err(io(format!("creating a folder in {}", parent.display())))?;
+    let package = staging.path().join("dlflow");
+    std::fs::create_dir(&package).map_err(io(format!("creating {}", package.display())))?;
+    for (name, text) in PACKAGE {
+        std::fs::write(package.join(name), text).map_err(io(format!("writing {name}")))?;
+    }
+    std::fs::write(package.join(".complete"), "").map_err(io("writing .complete".into()))?;
+    match std::fs::rename(staging.path(), root) {
+        Ok(()) => {
+            // The staging folder is now `root`; nothing left to delete.
+            std::mem::forget(staging);
+            Ok(())
+        }
+        // Another job put the same version in place first.
+        Err(_) if root.join("dlflow/.complete").is_file() => Ok(()),
+        Err(source) => Err(ClusterError::Io { context: format!("moving the package to {}", root.display()), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_interpreter_is_named() {
+        let error = interpreter(&Python::Venv("/nonexistent/venv".into())).expect_err("missing");
+        assert!(error.to_string().contains("/nonexistent/venv/bin/python"), "{error}");
+    }
+
+    #[test]
+    fn the_package_is_written_once_and_complete() {
+        let root = package_root().expect("package");
+        for (name, text) in PACKAGE {
+            assert_eq!(std::fs::read_to_string(root.join("dlflow").join(name)).expect("file"), *text);
+        }
+        assert_eq!(package_root().expect("again"), root);
+    }
+}

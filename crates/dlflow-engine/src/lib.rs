@@ -1,0 +1,157 @@
+//! # dlflow-engine: a table's partitions on timely-dataflow, dealt to ML workers by epoch
+//!
+//! [`run`] executes a bounded (or unbounded) table on timely workers and feeds its rows to
+//! ML workers ([`WorkerSink`]s), epoch after epoch:
+//!
+//! - **partitions on workers**: engine worker `i` reads partitions `i, i + n, ...` of the
+//!   [`PartitionSource`]; a bounded table is read again for every epoch;
+//! - **epoch = timestamp**: rows of epoch `e` carry timestamp `e`, and "epoch `e` is complete on
+//!   every worker" is the frontier passing `e`; only then does a node get its end-of-epoch;
+//! - **equal shards**: a [`Dealer`] cuts batches so that every ML worker gets the same rows
+//!   give or take one per engine worker; at the end of an epoch the feed trims the few extra
+//!   rows, so a synchronous strategy never waits for a step that one worker cannot take;
+//! - **flow control**: sources stop reading while any node has `max_backlog` batches queued,
+//!   and no source starts epoch `e + 1` before epoch `e` is complete everywhere, so a fast
+//!   source never fills memory ahead of a slow trainer.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex, atomic::AtomicBool};
+//! # use arrow::array::{Int64Array, RecordBatch};
+//! use dlflow_engine::{EngineConfig, Progress, run};
+//! # use dlflow_engine::{BatchIter, PartitionSource, SinkClosed, WorkerSink};
+//! # struct Rows;
+//! # impl PartitionSource for Rows {
+//! #     fn partitions(&self) -> usize { 2 }
+//! #     fn open(&self, p: usize, _epoch: u64) -> Result<BatchIter, String> {
+//! #         let n = if p == 0 { 7 } else { 4 };
+//! #         let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..n)) as _)]).unwrap();
+//! #         Ok(Box::new(std::iter::once(Ok(batch))))
+//! #     }
+//! # }
+//! # #[derive(Default)] struct Count(Mutex<usize>);
+//! # impl WorkerSink for Count {
+//! #     fn send(&self, b: RecordBatch) -> Result<(), SinkClosed> { *self.0.lock().unwrap() += b.num_rows(); Ok(()) }
+//! #     fn end_epoch(&self, _: u64, _: u64, _: u64) -> Result<(), SinkClosed> { Ok(()) }
+//! #     fn end_input(&self) -> Result<(), SinkClosed> { Ok(()) }
+//! #     fn backlog(&self) -> usize { 0 }
+//! #     fn is_closed(&self) -> bool { false }
+//! # }
+//! let workers: Vec<Arc<Count>> = vec![Arc::default(), Arc::default()];
+//! let sinks = workers.iter().map(|w| w.clone() as Arc<dyn WorkerSink>).collect();
+//! let config = EngineConfig { threads: 2, epochs: 3, ..EngineConfig::default() };
+//! let report = run(Arc::new(Rows), sinks, config, Arc::new(Progress::default()), Arc::new(AtomicBool::new(false)))?;
+//! // 11 rows per epoch: 5 to each worker, 1 dropped to keep the shares equal.
+//! assert_eq!(report.epochs.len(), 3);
+//! assert_eq!((report.epochs[0].rows.clone(), report.epochs[0].dropped()), (vec![5, 5], 1));
+//! assert_eq!(*workers[0].0.lock().unwrap(), 15);
+//! # Ok::<(), dlflow_engine::EngineError>(())
+//! ```
+
+mod batch;
+mod dataflow;
+mod dealer;
+
+use std::sync::atomic::AtomicU64;
+
+use arrow::array::RecordBatch;
+
+pub use batch::ArrowBatch;
+pub use dataflow::run;
+pub use dealer::Dealer;
+
+/// The batches of one partition, pulled one at a time.
+pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>;
+
+/// A table the engine can read partition by partition, as many times as there are epochs.
+pub trait PartitionSource: Send + Sync + 'static {
+    /// How many partitions the table has.
+    fn partitions(&self) -> usize;
+    /// Starts reading partition `partition` from its beginning, for epoch `epoch`.
+    ///
+    /// All partitions of one epoch are opened before any of the next (an epoch starts when
+    /// the previous one is complete), so a source may keep one plan instance per epoch.
+    fn open(&self, partition: usize, epoch: u64) -> Result<BatchIter, String>;
+}
+
+/// An ML worker's input, as the engine sees it.
+pub trait WorkerSink: Send + Sync + 'static {
+    /// Queues rows for the worker; must not block.
+    fn send(&self, batch: RecordBatch) -> Result<(), SinkClosed>;
+    /// The epoch has no more rows for this worker: `rows` sent, `dropped` trimmed.
+    fn end_epoch(&self, epoch: u64, rows: u64, dropped: u64) -> Result<(), SinkClosed>;
+    /// No more epochs.
+    fn end_input(&self) -> Result<(), SinkClosed>;
+    /// Batches queued and not yet taken by the worker.
+    fn backlog(&self) -> usize;
+    /// The worker takes no more rows (finished or gone): its share is dropped, not waited for.
+    fn is_closed(&self) -> bool;
+}
+
+/// The worker behind a sink takes no more rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkClosed;
+
+/// How the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Timely worker threads.
+    pub threads: usize,
+    /// Passes over the input (1 for an unbounded input: one pass until it ends).
+    pub epochs: u64,
+    /// Trim each epoch so that every ML worker gets the same number of rows (training);
+    /// off for inference, where every row must be processed.
+    pub equal_shards: bool,
+    /// Stop reading while any worker has this many batches queued.
+    pub max_backlog: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { threads: 1, epochs: 1, equal_shards: true, max_backlog: 8 }
+    }
+}
+
+/// What the engine did in one epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// Rows sent to each ML worker.
+    pub rows: Vec<u64>,
+    /// Rows trimmed from each ML worker's share to keep the shares equal.
+    pub dropped: Vec<u64>,
+}
+
+impl EpochReport {
+    /// Rows trimmed in all.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+}
+
+/// What the engine did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineReport {
+    /// One entry per completed epoch, in order.
+    pub epochs: Vec<EpochReport>,
+}
+
+/// Live counters for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Rows read from the table, all epochs together.
+    pub rows_read: AtomicU64,
+    /// Epochs complete on every worker.
+    pub epochs_completed: AtomicU64,
+}
+
+/// Why the engine stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Reading the table failed.
+    #[error("reading the input table: {0}")]
+    Source(String),
+    /// Timely could not start or a worker thread panicked.
+    #[error("engine: {0}")]
+    Runtime(String),
+}

@@ -1,0 +1,23 @@
+"""The Python side of dlflow: what a training or inference node's entry function sees.
+
+dlflow starts one Python process per node (worker or parameter server) and calls the
+configured entry, `entry(context)`, in it. Wrap the context in :class:`TFContext` to read
+the cluster spec, the node's rows as a ``tf.data.Dataset``, and to write rows back::
+
+    from dlflow import TFContext
+
+    def train_entry(context):
+        ctx = TFContext(context)
+        ctx.export_tf_config()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        ...
+        model.fit(ctx.get_tfdataset(features=["x"], label="y").batch(32),
+                  epochs=ctx.get_epochs())
+
+Nodes find this package on their ``PYTHONPATH``; nothing needs installing.
+"""
+
+from .context import Context, TFContext
+from .writer import RowWriter
+
+__all__ = ["Context", "TFContext", "RowWriter"]

@@ -1,0 +1,139 @@
+"""The node runner: ``python -m dlflow._node``, started by dlflow's coordinator.
+
+It registers with the coordinator, receives the cluster spec, imports the configured entry
+and calls ``entry(context)``. Everything it needs comes from the environment:
+
+    DLFLOW_COORDINATOR  host:port of the coordinator
+    DLFLOW_TOKEN        the job's token (a stray connection cannot join the job)
+    DLFLOW_NODE_TYPE    worker | ps
+    DLFLOW_NODE_INDEX   index among the nodes of that type
+    DLFLOW_ENTRY_FILE   the Python file with the entry
+    DLFLOW_ENTRY_FUNC   the entry function's name
+    DLFLOW_HEARTBEAT_MS how often to tell the coordinator this process is alive
+    DLFLOW_PREFETCH     how many frames to read ahead of the dataset
+
+The node exits with ``os._exit`` once it has reported: TensorFlow's own teardown can hang
+on collective threads, and nothing is left to flush by then.
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import sys
+import threading
+import traceback
+
+from . import _protocol as proto
+from .context import Context, inbox
+
+
+def _die_with_parent():
+    """Linux: ask for SIGKILL when the coordinator's process dies, so no node is orphaned."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:  # not Linux: the closed socket below still ends the node
+        pass
+
+
+def _free_port(host):
+    """A port for this node's TF server: bound and released here, used by TF right after."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _load_entry(path, name):
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"dlflow: cannot import the entry file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    entry = getattr(module, name, None)
+    if entry is None or not callable(entry):
+        raise AttributeError(f"dlflow: {path} has no function '{name}'")
+    return entry
+
+
+def _heartbeat(conn, period):
+    event = threading.Event()
+    while not event.wait(period):
+        try:
+            conn.send(proto.HEARTBEAT)
+        except OSError:
+            os._exit(3)  # the coordinator is gone
+
+
+def _read_input(conn, box):
+    """Moves frames from the socket into the bounded inbox; the coordinator leaving ends the node."""
+    while True:
+        frame = conn.receive()
+        if frame is None:
+            os._exit(3)
+        box.put(frame)
+
+
+def _fail(conn, error):
+    """Reports the entry's exception with its traceback, then ends the node."""
+    text = traceback.format_exc()
+    try:
+        conn.send(proto.FAILED, {"error": f"{type(error).__name__}: {error}", "traceback": text})
+    finally:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def main():
+    _die_with_parent()
+    host, port = os.environ["DLFLOW_COORDINATOR"].rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = proto.Connection(sock)
+    node_type = os.environ["DLFLOW_NODE_TYPE"]
+    index = int(os.environ["DLFLOW_NODE_INDEX"])
+    conn.send(proto.HELLO, {"token": os.environ["DLFLOW_TOKEN"], "node_type": node_type, "index": index,
+                            "port": _free_port(host), "pid": os.getpid()})
+    threading.Thread(target=_heartbeat, args=(conn, int(os.environ.get("DLFLOW_HEARTBEAT_MS", "500")) / 1000),
+                     daemon=True, name="dlflow-heartbeat").start()
+
+    frame = conn.receive()
+    if frame is None or frame[0] != proto.SPEC:
+        os._exit(3)
+    spec = json.loads(frame[1])
+    output_schema = None
+    if spec.get("has_output"):
+        frame = conn.receive()
+        if frame is None or frame[0] != proto.OUTPUT_SCHEMA:
+            os._exit(3)
+        import pyarrow as pa
+
+        output_schema = pa.ipc.open_stream(pa.py_buffer(frame[1])).schema
+    box = inbox(int(os.environ.get("DLFLOW_PREFETCH", "8")))
+    threading.Thread(target=_read_input, args=(conn, box), daemon=True, name="dlflow-input").start()
+
+    context = Context(conn, spec, box, output_schema)
+    try:
+        entry = _load_entry(os.environ["DLFLOW_ENTRY_FILE"], os.environ["DLFLOW_ENTRY_FUNC"])
+        entry(context)
+        if context._writer is not None:
+            context._writer.flush()  # a failure to send the last rows is the entry's failure too
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            _fail(conn, exit_)
+    except BaseException as error:  # noqa: BLE001 - every failure is reported, then the node ends
+        _fail(conn, error)
+    conn.send(proto.DONE)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The wire protocol between a dlflow node and its coordinator (the Rust side).
+
+One TCP connection per node, on the loopback interface. Every message is a frame:
+
+    kind: u8 | length: u32 little-endian | payload: `length` bytes
+
+JSON payloads are UTF-8; Arrow payloads are a whole Arrow IPC stream (schema, batches,
+end-of-stream), which pyarrow reads without a copy. The Rust twin of this file is
+`crates/dlflow-cluster/src/protocol.rs`: change both together.
+"""
+
+import json
+import struct
+import threading
+
+# node -> coordinator
+HELLO = 1        # JSON {token, node_type, index, port, pid}
+HEARTBEAT = 7    # empty: the node process is alive
+DONE = 8         # empty: the entry returned
+FAILED = 9       # JSON {error, traceback}
+NOTICE = 11      # JSON {event, ...}: first batch, per-epoch metrics
+# coordinator -> node
+SPEC = 2         # JSON: the cluster spec, this node's task, properties, epochs, input
+EPOCH_END = 5    # JSON {epoch, rows, dropped}: the current epoch has no more rows for this node
+INPUT_END = 6    # empty: no more epochs
+OUTPUT_SCHEMA = 10  # Arrow IPC stream with no batches: the declared output schema
+# both ways
+BATCH = 4        # Arrow IPC stream with the rows
+
+_HEADER = struct.Struct("<BI")
+
+
+class Connection:
+    """A framed, thread-safe connection: one reader thread, any number of writers."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._file = sock.makefile("rb", buffering=1 << 20)
+        self._write_lock = threading.Lock()
+
+    def send(self, kind, payload=b""):
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload).encode()
+        header = _HEADER.pack(kind, len(payload))
+        with self._write_lock:
+            self._sock.sendall(header)
+            if payload:
+                self._sock.sendall(payload)
+
+    def receive(self):
+        """The next frame as (kind, payload bytes), or None when the coordinator has gone."""
+        header = self._file.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return None
+        kind, length = _HEADER.unpack(header)
+        payload = self._file.read(length) if length else b""
+        if len(payload) < length:
+            return None
+        return kind, payload

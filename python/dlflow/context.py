@@ -1,0 +1,178 @@
+"""`Context` (what the node runner hands to the entry) and `TFContext` (the seed's API on it)."""
+
+import json
+import os
+import queue
+
+from . import _protocol as proto
+
+
+class Context:
+    """One node's view of the job. Made by the node runner; entries receive it."""
+
+    def __init__(self, conn, spec, inbox, output_schema=None):
+        self._conn = conn
+        self._spec = spec
+        self._inbox = inbox  # frames from the coordinator: BATCH, EPOCH_END, INPUT_END
+        self._output_schema = output_schema
+        self._input_ended = not spec.get("has_input", False)
+        self._epochs_read = 0
+        self._first_batch_noticed = False
+        self._writer = None
+
+    # -- what the node is -------------------------------------------------------------
+    @property
+    def spec(self):
+        return self._spec
+
+    # -- the input, one epoch per call -----------------------------------------------
+    def next_epoch_batches(self):
+        """Yields the Arrow record batches of the next epoch, then returns at its end.
+
+        Yields nothing once the input has ended (all epochs read).
+        """
+        if self._input_ended:
+            return
+        import pyarrow as pa
+
+        while True:
+            kind, payload = self._inbox.get()
+            if kind == proto.BATCH:
+                reader = pa.ipc.open_stream(pa.py_buffer(payload))
+                for batch in reader:
+                    if not self._first_batch_noticed:
+                        self._first_batch_noticed = True
+                        self.notice("first_batch")
+                    yield batch
+            elif kind == proto.EPOCH_END:
+                self._epochs_read += 1
+                return
+            elif kind == proto.INPUT_END:
+                self._input_ended = True
+                return
+            else:
+                raise RuntimeError(f"dlflow: unexpected frame kind {kind} from the coordinator")
+
+    def notice(self, event, **fields):
+        """Tells the coordinator something worth reporting (metrics, milestones)."""
+        self._conn.send(proto.NOTICE, {"event": event, **fields})
+
+    def send_batch(self, batch):
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as out:
+            out.write_batch(batch)
+        self._conn.send(proto.BATCH, sink.getvalue().to_pybytes())
+
+
+class TFContext:
+    """The TensorFlow view of a node's context, with the names of DL on Flink's `TFContext`.
+
+    ``TFContext(context)`` accepts the context an entry receives (or another TFContext).
+    """
+
+    def __init__(self, context):
+        if isinstance(context, TFContext):
+            context = context._context
+        if not isinstance(context, Context):
+            raise TypeError(f"TFContext expects the context passed to the entry, got {type(context).__name__}")
+        self._context = context
+        self._spec = context.spec
+
+    # -- cluster ------------------------------------------------------------------------
+    def get_tf_cluster_config(self):
+        """The TF cluster spec: ``{"worker": ["host:port", ...], "ps": [...]}``."""
+        return dict(self._spec["cluster"])
+
+    def get_node_type(self):
+        """``"worker"`` or ``"ps"``."""
+        return self._spec["node_type"]
+
+    def get_index(self):
+        """This node's index among the nodes of its type."""
+        return self._spec["index"]
+
+    def is_chief(self):
+        """Worker 0 is the chief: it saves the model and writes summaries."""
+        return self.get_node_type() == "worker" and self.get_index() == 0
+
+    def get_attempt_index(self):
+        """How many times the job was restarted before this attempt (0 on the first run)."""
+        return self._spec.get("attempt", 0)
+
+    def get_worker_count(self):
+        return len(self._spec["cluster"].get("worker", []))
+
+    def export_tf_config(self):
+        """Sets ``TF_CONFIG`` for ``tf.distribute`` from the cluster spec and this node's task."""
+        tf_config = {"cluster": self.get_tf_cluster_config(),
+                     "task": {"type": self.get_node_type(), "index": self.get_index()}}
+        os.environ["TF_CONFIG"] = json.dumps(tf_config)
+        return tf_config
+
+    # -- properties -----------------------------------------------------------------------
+    def get_property(self, key, default=None):
+        """A property set on the cluster config (``TfClusterConfig::property``)."""
+        return self._spec["properties"].get(key, default)
+
+    def get_properties(self):
+        return dict(self._spec["properties"])
+
+    def get_epochs(self):
+        """How many passes over the input this job makes: the ``epochs`` of ``train``.
+
+        ``None`` for an unbounded input (one pass until it ends) or a job without input.
+        """
+        return self._spec.get("epochs")
+
+    # -- data -------------------------------------------------------------------------------
+    def get_input_schema(self):
+        """The input rows' Arrow schema (``pyarrow.Schema``), or None for a job without input."""
+        schema = self._spec.get("input_schema")
+        if schema is None:
+            return None
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(pa.py_buffer(bytes.fromhex(schema))).schema
+
+    def get_tfdataset(self, features=None, label=None):
+        """This worker's rows as a ``tf.data.Dataset`` of typed tensors, one element per row.
+
+        Each iteration over the dataset reads the next epoch of the input, so
+        ``model.fit(ds.batch(32), epochs=ctx.get_epochs())`` sees every epoch once.
+
+        Elements are a dict ``{column: tensor}``; with ``features`` (a column name or a list)
+        and ``label`` they are ``(features, label)`` tuples ready for Keras. The dataset's
+        auto-sharding is off: dlflow already gave this worker its own equal share.
+        """
+        from .dataset import epoch_dataset
+
+        if self._spec.get("input_schema") is None:
+            raise RuntimeError("dlflow: this job has no input table; the entry reads its own data")
+        return epoch_dataset(self._context, self.get_input_schema(), features, label)
+
+    def get_row_writer(self):
+        """A writer for rows back to dlflow: the output table of ``inference``."""
+        from .writer import RowWriter
+
+        if self._context._writer is None:
+            self._context._writer = RowWriter(self._context, self._context._output_schema)
+        return self._context._writer
+
+    def report(self, event, **fields):
+        """Sends a notice to the job (for example per-epoch metrics) for its progress and report."""
+        self._context.notice(event, **fields)
+
+    # DL on Flink's names, so that ported entries run unchanged.
+    get_tfdataset_from_flink = get_tfdataset
+    get_row_writer_to_flink = get_row_writer
+
+
+def inbox(maxsize):
+    """The bounded queue between the connection's reader thread and the dataset.
+
+    Bounded on purpose: when it is full the reader stops reading, the socket fills, and
+    the engine stops feeding this node (back-pressure instead of memory growth).
+    """
+    return queue.Queue(maxsize=maxsize)

@@ -1,0 +1,91 @@
+"""Arrow record batches -> ``tf.data.Dataset``: typed tensors, never text.
+
+A generator yields whole Arrow batches as NumPy columns (zero copy for fixed-width columns
+without nulls); ``unbatch`` then makes one element per row in TensorFlow's C++ runtime, so
+Python runs once per batch, not once per row.
+"""
+
+import pyarrow as pa
+
+_SCALARS = {
+    pa.float32(): "float32",
+    pa.float64(): "float64",
+    pa.int32(): "int32",
+    pa.int64(): "int64",
+    pa.bool_(): "bool",
+}
+
+
+def _column_spec(field):
+    """(tf dtype name, extra shape) for one Arrow field, or an error naming the column."""
+    t = field.type
+    if t in _SCALARS:
+        return _SCALARS[t], []
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+            or pa.types.is_large_binary(t) or pa.types.is_string_view(t):
+        return "string", []
+    if pa.types.is_fixed_size_list(t) and t.value_type in _SCALARS:
+        return _SCALARS[t.value_type], [t.list_size]
+    raise TypeError(f"dlflow: column '{field.name}' has type {t}, which has no tensor type "
+                    "(expected float32/64, int32/64, bool, string or a fixed-size list of numbers)")
+
+
+def _to_numpy(column, field):
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if column.null_count:
+        raise ValueError(f"dlflow: column '{field.name}' has {column.null_count} null(s); "
+                         "tensors have no nulls (fill or filter them in the table)")
+    t = field.type
+    if pa.types.is_fixed_size_list(t):
+        return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, t.list_size)
+    if pa.types.is_string_view(t):
+        column = column.cast(pa.string())
+    return column.to_numpy(zero_copy_only=False)
+
+
+def epoch_dataset(context, schema, features=None, label=None):
+    import tensorflow as tf
+
+    names = schema.names
+    wanted = _wanted_columns(names, features, label)
+    fields = [schema.field(n) for n in wanted]
+    specs = {f.name: _column_spec(f) for f in fields}
+    signature = {n: tf.TensorSpec([None, *shape], tf.as_dtype(dt)) for n, (dt, shape) in specs.items()}
+
+    def batches():
+        for batch in context.next_epoch_batches():
+            yield {f.name: _to_numpy(batch.column(f.name), f) for f in fields}
+
+    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    if features is not None:
+        # Split whole batches, before `unbatch`: one graph call per Arrow batch, not per row.
+        feature_names = [features] if isinstance(features, str) else list(features)
+        single = isinstance(features, str) or len(feature_names) == 1
+
+        def split(columns):
+            x = columns[feature_names[0]] if single else {n: columns[n] for n in feature_names}
+            if single and specs[feature_names[0]][1] == []:
+                x = tf.expand_dims(x, -1)  # a scalar feature is a 1-wide input for Dense
+            return (x, columns[label]) if label is not None else x
+
+        ds = ds.map(split)
+    ds = ds.unbatch()
+    options = tf.data.Options()
+    # dlflow deals each worker its own equal share; tf.distribute must not shard it again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _wanted_columns(names, features, label):
+    if features is None:
+        if label is not None:
+            raise ValueError("dlflow: get_tfdataset(label=...) needs features=... too")
+        return names
+    wanted = [features] if isinstance(features, str) else list(features)
+    if label is not None:
+        wanted.append(label)
+    for n in wanted:
+        if n not in names:
+            raise KeyError(f"dlflow: no column '{n}' in the input; it has {', '.join(names)}")
+    return wanted

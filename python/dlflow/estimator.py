@@ -1,0 +1,586 @@
+"""The Estimator's node entry: train a Keras model on a table without a training script.
+
+dlflow starts every worker with this file as the entry and ``estimator_entry`` as the
+function. Everything the entry needs comes from the job's properties (all strings):
+
+    estimator.model             FILE.py:FUNCTION (a factory taking no arguments and returning a
+                                tf.keras.Model), or a saved Keras model file (.keras, .h5,
+                                .hdf5), or a .json file written from model.to_json().
+                                Relative paths are looked up in the working directory, then
+                                in every folder of sys.path (PYTHONPATH).
+    estimator.loss              a tf.keras.losses name ("mse", "sparse_categorical_crossentropy",
+                                "Huber", ...) or FILE.py:FUNCTION: a factory returning a loss,
+                                or the loss function itself (y_true, y_pred).
+    estimator.loss_params       optional JSON object: keyword arguments of the loss's class
+                                ({"from_logits": true}), or of the loss factory.
+    estimator.optimizer         a tf.keras.optimizers name ("adam", "sgd", ...) or
+                                FILE.py:FUNCTION returning an optimizer. Default: adam.
+    estimator.optimizer_params  optional JSON object: keyword arguments of the optimizer's
+                                class ({"learning_rate": 0.01}), or of the factory.
+    estimator.metrics           optional JSON list of tf.keras.metrics names (["accuracy"]).
+    estimator.feature_cols      JSON list of the feature columns, in the order the model
+                                wants them.
+    estimator.label_col         the label column.
+    estimator.batch_size        rows per step on each worker. Default: 32.
+    estimator.model_dir         where the chief (worker 0) saves the trained SavedModel.
+    estimator.prediction_col    the name of the SavedModel's output. Default: the label column.
+
+Features become the model's input one way for training and for serving:
+
+- a model with one input gets one tensor [batch, width]: scalar columns give one value each,
+  vector (fixed-size list) columns their width, concatenated in feature_cols order and cast
+  to the input's dtype (float32 unless the model's Input says otherwise). An input whose
+  shape has the same number of values ([28, 28, 1] for a 784 vector) gets them reshaped.
+- a model with several inputs gets a dict: one input per feature column, named after it.
+
+The label keeps one value per row: integers become int64, floats and booleans float32.
+
+Epochs are ``ctx.get_epochs()``: each pass over the dataset is one epoch of the table. On the
+chief, every epoch's metrics go to the job as an ``epoch`` notice. At the end the chief saves
+a SavedModel whose ``serving_default`` signature takes one input per feature column, named
+and typed like the column ([None] for scalars, [None, k] for vectors), and returns
+``{prediction_col: prediction}`` (a trailing dimension of 1 squeezed away), so that dlflow's
+in-process inference can feed it the table's columns as they are. Next to it,
+``dlflow_estimator.json`` records the feature, label and prediction column names.
+"""
+
+import importlib.util
+import inspect
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import pyarrow as pa
+import tensorflow as tf
+
+# Absolute import: dlflow's node runner loads this file by path (module "estimator", not
+# "dlflow.estimator"), where a relative import has no package to resolve against.
+from dlflow.context import TFContext
+
+ESTIMATOR_FILE = "dlflow_estimator.json"
+
+_MODEL_FORMS = ("FILE.py:FUNCTION (a factory returning a tf.keras.Model), a saved Keras model "
+                "(.keras, .h5 or .hdf5 file) or a .json file from model.to_json()")
+
+# Column types the estimator can turn into numbers, with the dtype of their tensors.
+_NUMBER_TYPES = {
+    pa.float32(): tf.float32,
+    pa.float64(): tf.float64,
+    pa.int32(): tf.int32,
+    pa.int64(): tf.int64,
+    pa.bool_(): tf.bool,
+}
+
+# Keras loss short names whose class name is not their CamelCase form.
+_LOSS_CLASS_ALIASES = {
+    "mse": "MeanSquaredError",
+    "mae": "MeanAbsoluteError",
+    "mape": "MeanAbsolutePercentageError",
+    "msle": "MeanSquaredLogarithmicError",
+    "kld": "KLDivergence",
+    "kl_divergence": "KLDivergence",
+    "kullback_leibler_divergence": "KLDivergence",
+    "huber_loss": "Huber",
+    "logcosh": "LogCosh",
+}
+
+# Metric names that Keras's compile resolves itself (to the variant that fits the loss).
+_COMPILE_METRIC_NAMES = {"accuracy", "acc", "crossentropy", "ce"}
+
+
+# -- the entry -------------------------------------------------------------------------------
+
+def estimator_entry(context):
+    """Trains the configured Keras model on this worker's rows and saves it (on the chief)."""
+    ctx = TFContext(context)
+    config = _Config.from_context(ctx)
+    # Checks that need no TensorFlow op come first: MultiWorkerMirroredStrategy must be
+    # created before the first op runs, and a bad property should fail before any training.
+    if ctx.get_node_type() != "worker":
+        raise ValueError(f"the estimator trains with MultiWorkerMirroredStrategy and has no use for "
+                         f"'{ctx.get_node_type()}' nodes; set the parameter-server count to 0")
+    schema = ctx.get_input_schema()
+    if schema is None:
+        raise ValueError("the estimator trains on an input table, and this job has none")
+    if len(set(config.feature_cols)) != len(config.feature_cols):
+        raise ValueError(f"estimator.feature_cols names a column twice: {config.feature_cols}")
+    features = [_feature_column(schema, name) for name in config.feature_cols]
+    label_dtype = _label_dtype(schema, config.label_col)
+
+    ctx.export_tf_config()
+    strategy = _strategy(ctx)
+    with strategy.scope():  # variables (model and optimizer) must be created in the scope
+        model = _build_model(config.model)
+        model.compile(optimizer=_build_optimizer(config.optimizer, config.optimizer_params),
+                      loss=_build_loss(config.loss, config.loss_params),
+                      metrics=_check_metrics(config.metrics))
+    _check_outputs(model)
+    to_inputs = _input_adapter(model, features)
+
+    dataset = _training_dataset(ctx, to_inputs, config.label_col, label_dtype, config.batch_size)
+    # Every worker computes the same all-reduced metrics; one report per epoch is enough.
+    callbacks = [_EpochReport(ctx)] if ctx.is_chief() else []
+    # An unbounded input has no epoch count: it is read once, until it ends.
+    model.fit(dataset, epochs=ctx.get_epochs() or 1, verbose=0, callbacks=callbacks)
+
+    _save(ctx, model, features, to_inputs, config)
+
+
+# -- properties -------------------------------------------------------------------------------
+
+_REQUIRED = object()
+
+
+@dataclass
+class _Config:
+    model: str
+    loss: str
+    loss_params: dict
+    optimizer: str
+    optimizer_params: dict
+    metrics: list
+    feature_cols: list
+    label_col: str
+    batch_size: int
+    model_dir: str
+    prediction_col: str
+
+    @classmethod
+    def from_context(cls, ctx):
+        label_col = _property(ctx, "label_col")
+        return cls(
+            model=_property(ctx, "model"),
+            loss=_property(ctx, "loss"),
+            loss_params=_json_property(ctx, "loss_params", dict, {}),
+            optimizer=_property(ctx, "optimizer", "adam"),
+            optimizer_params=_json_property(ctx, "optimizer_params", dict, {}),
+            metrics=_string_list(ctx, "metrics", []),
+            feature_cols=_string_list(ctx, "feature_cols", _REQUIRED),
+            label_col=label_col,
+            batch_size=_positive_int(ctx, "batch_size", 32),
+            model_dir=_property(ctx, "model_dir"),
+            prediction_col=_property(ctx, "prediction_col", label_col),
+        )
+
+
+def _property(ctx, name, default=_REQUIRED):
+    value = ctx.get_property(f"estimator.{name}")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is _REQUIRED:
+            hint = f" (give {_MODEL_FORMS})" if name == "model" else ""
+            raise ValueError(f"the estimator needs the property 'estimator.{name}'{hint}")
+        return default
+    return value.strip() if isinstance(value, str) else value
+
+
+def _json_property(ctx, name, kind, default):
+    text = _property(ctx, name, None)
+    if text is None:
+        return default
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"estimator.{name} is not valid JSON ({error}): {text!r}") from None
+    if not isinstance(value, kind):
+        want = "object" if kind is dict else "list"
+        raise ValueError(f"estimator.{name} must be a JSON {want}, got {text!r}")
+    return value
+
+
+def _string_list(ctx, name, default):
+    if default is _REQUIRED and _property(ctx, name, None) is None:
+        raise ValueError(f"the estimator needs the property 'estimator.{name}' (a JSON list of names)")
+    values = _json_property(ctx, name, list, default)
+    if not all(isinstance(v, str) and v for v in values):
+        raise ValueError(f"estimator.{name} must be a JSON list of names, got {values!r}")
+    if default is _REQUIRED and not values:
+        raise ValueError(f"estimator.{name} is empty: name at least one column")
+    return values
+
+
+def _positive_int(ctx, name, default):
+    text = _property(ctx, name, None)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"estimator.{name} must be a positive integer, got {text!r}")
+    return value
+
+
+# -- columns ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Column:
+    """A feature column: its tensor dtype and width (None for a scalar, k for a k-vector)."""
+
+    name: str
+    dtype: tf.DType
+    width: int | None
+
+    @property
+    def values_per_row(self):
+        return 1 if self.width is None else self.width
+
+    def spec(self):
+        shape = [None] if self.width is None else [None, self.width]
+        return tf.TensorSpec(shape, self.dtype, name=self.name)
+
+
+def _feature_column(schema, name):
+    if name not in schema.names:
+        raise ValueError(f"feature column '{name}' is not in the input; it has {', '.join(schema.names)}")
+    dtype, width = _number_type(schema.field(name), f"feature column '{name}'")
+    # TensorFlow renames signature inputs that are not Python-like identifiers ("x-1" becomes
+    # "x_1"); the SavedModel's inputs must keep the columns' names, or inference cannot match them.
+    if not (name[0].isalpha() and all(c.isalnum() or c == "_" for c in name)):
+        raise ValueError(f"feature column '{name}' cannot name a SavedModel input (TensorFlow accepts "
+                         "letters, digits and '_', starting with a letter); rename it in the table")
+    return _Column(name, dtype, width)
+
+
+def _label_dtype(schema, name):
+    if name not in schema.names:
+        raise ValueError(f"label column '{name}' is not in the input; it has {', '.join(schema.names)}")
+    dtype, _ = _number_type(schema.field(name), f"label column '{name}'")
+    # Keras's sparse losses want int64 class ids; every other loss computes in float32.
+    return tf.int64 if dtype.is_integer else tf.float32
+
+
+def _number_type(field, what):
+    """(tf dtype, width or None) of a numeric column, or an error naming it."""
+    t = field.type
+    if t in _NUMBER_TYPES:
+        return _NUMBER_TYPES[t], None
+    if pa.types.is_fixed_size_list(t) and t.value_type in _NUMBER_TYPES:
+        return _NUMBER_TYPES[t.value_type], t.list_size
+    if any(check(t) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view,
+                                  pa.types.is_binary, pa.types.is_large_binary)):
+        raise TypeError(f"{what} is a string; the estimator needs numbers")
+    raise TypeError(f"{what} has type {t}; the estimator needs numbers (float32/64, int32/64, bool) "
+                    "or fixed-size lists of them")
+
+
+# -- model, loss, optimizer, metrics ------------------------------------------------------------
+
+def _strategy(ctx):
+    if ctx.get_worker_count() > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _build_model(value):
+    factory = _factory(value, "estimator.model")
+    if factory is not None:
+        model = factory()
+        _check_model(model, f"estimator.model: {value} returned")
+        return model
+    lower = value.lower()
+    if lower.endswith((".keras", ".h5", ".hdf5")):
+        path = _find_file(value, "estimator.model")
+        try:
+            # Not compiled: the estimator's loss, optimizer and metrics replace the saved ones.
+            model = tf.keras.models.load_model(path, compile=False)
+        except Exception as error:
+            raise ValueError(f"estimator.model: cannot load the Keras model {path}: {error}") from error
+    elif lower.endswith(".json"):
+        path = _find_file(value, "estimator.model")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            model = tf.keras.models.model_from_json(text)
+        except Exception as error:
+            raise ValueError(f"estimator.model: {path} is not a Keras model.to_json() file: {error}") from error
+    else:
+        raise ValueError(f"estimator.model {value!r} is not a model the estimator can build; "
+                         f"give {_MODEL_FORMS}")
+    _check_model(model, f"estimator.model: {value} holds")
+    return model
+
+
+def _check_model(model, what):
+    if isinstance(model, tf.keras.Model):
+        return
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    hint = ""
+    if kind.startswith("keras."):
+        # `import keras` is Keras 3; dlflow's nodes train with Keras 2 (tf.keras, tf-keras).
+        hint = "; it is a Keras 3 model: build it with tf.keras (Keras 2 on dlflow's nodes), not `import keras`"
+    raise TypeError(f"{what} a {kind}, not a tf.keras.Model{hint}")
+
+
+def _check_outputs(model):
+    outputs = model.outputs  # None until a Sequential without an Input is first called
+    if outputs is not None and len(outputs) != 1:
+        raise ValueError(f"the model has {len(outputs)} outputs; the estimator trains a model with one "
+                         "output against one label column")
+
+
+def _build_loss(value, params):
+    factory = _factory(value, "estimator.loss")
+    if factory is not None:
+        if _positional_params(factory) >= 2 and not params:
+            return factory  # the loss function itself: loss(y_true, y_pred)
+        loss = factory(**params)
+        if not callable(loss):
+            raise TypeError(f"estimator.loss: {value} returned {type(loss).__name__}, not a loss")
+        return loss
+    if not params:
+        try:
+            return tf.keras.losses.get(value)
+        except ValueError:
+            raise ValueError(f"estimator.loss {value!r} is not a Keras loss; give a tf.keras.losses name "
+                             "('mse', 'sparse_categorical_crossentropy', ...) or FILE.py:FUNCTION") from None
+    # Keras resolves {"class_name": "sparse_categorical_crossentropy", "config": ...} to the
+    # plain function and drops the config without a word: parameters need the loss's class.
+    cls = _loss_class(value)
+    if cls is None:
+        raise ValueError(f"estimator.loss {value!r} names no tf.keras.losses class, so it cannot take "
+                         f"estimator.loss_params; give a class name such as 'SparseCategoricalCrossentropy'")
+    try:
+        return cls(**params)
+    except TypeError as error:
+        raise ValueError(f"estimator.loss_params do not fit {cls.__name__}: {error}") from None
+
+
+def _loss_class(name):
+    candidates = [_LOSS_CLASS_ALIASES.get(name.lower()),
+                  "".join(part[:1].upper() + part[1:] for part in name.split("_"))]
+    for candidate in candidates:
+        cls = getattr(tf.keras.losses, candidate, None) if candidate else None
+        if isinstance(cls, type) and issubclass(cls, tf.keras.losses.Loss):
+            return cls
+    return None
+
+
+def _build_optimizer(value, params):
+    factory = _factory(value, "estimator.optimizer")
+    if factory is not None:
+        optimizer = factory(**params)
+        if not isinstance(optimizer, (tf.keras.optimizers.Optimizer, tf.keras.optimizers.legacy.Optimizer)):
+            raise TypeError(f"estimator.optimizer: {value} returned {type(optimizer).__name__}, "
+                            "not a tf.keras optimizer")
+        return optimizer
+    try:
+        optimizer = tf.keras.optimizers.get(value)
+    except ValueError:
+        raise ValueError(f"estimator.optimizer {value!r} is not a Keras optimizer; give a tf.keras.optimizers "
+                         "name ('adam', 'sgd', ...) or FILE.py:FUNCTION") from None
+    if not params:
+        return optimizer
+    # The class of the named optimizer, not optimizers.get({"class_name": ...}): Keras 2
+    # turns a lower-case class_name in a dict into its legacy optimizer.
+    try:
+        return type(optimizer)(**params)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"estimator.optimizer_params do not fit {type(optimizer).__name__}: {error}") from None
+
+
+def _check_metrics(names):
+    for name in names:
+        # metrics.get returns an unknown name unchanged; fit would fail on it much later.
+        if name not in _COMPILE_METRIC_NAMES and not callable(_keras_metric(name)):
+            raise ValueError(f"estimator.metrics: {name!r} is not a Keras metric (names are tf.keras.metrics "
+                             "functions or classes, e.g. 'accuracy', 'mae', 'AUC')")
+    return list(names)
+
+
+def _keras_metric(name):
+    try:
+        return tf.keras.metrics.get(name)
+    except ValueError:
+        return None
+
+
+# -- FILE.py:FUNCTION ----------------------------------------------------------------------------
+
+_LOADED_FILES = {}  # real path -> module: model and loss factories in one file share it
+
+
+def _factory(value, what):
+    """The function named by "FILE.py:FUNCTION", or None when the value has another form."""
+    path, sep, name = value.rpartition(":")
+    if not sep or not path.endswith(".py"):
+        return None
+    if not name.isidentifier():
+        raise ValueError(f"{what} {value!r}: '{name}' is not a function name (FILE.py:FUNCTION)")
+    module = _import_file(_find_file(path, what))
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise AttributeError(f"{what} {value!r}: {module.__file__} has no function '{name}'")
+    return function
+
+
+def _find_file(path, what):
+    """A user file: as given (absolute, or relative to the working directory), else on sys.path."""
+    places = [path] if os.path.isabs(path) else [path] + [os.path.join(p or os.getcwd(), path) for p in sys.path]
+    for place in places:
+        if os.path.isfile(place):
+            return os.path.realpath(place)
+    raise FileNotFoundError(f"{what}: no file {path} in the working directory ({os.getcwd()}) "
+                            "or on the Python path (the node's PYTHONPATH)")
+
+
+def _import_file(path):
+    if path in _LOADED_FILES:
+        return _LOADED_FILES[path]
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.append(folder)  # the factory may import modules next to it
+    stem = os.path.splitext(os.path.basename(path))[0]
+    # Under its own name when free, so that pickling and `from stem import ...` find it.
+    name = stem if stem not in sys.modules else f"dlflow_estimator_{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _LOADED_FILES[path] = module
+    return module
+
+
+def _positional_params(function):
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    return sum(1 for p in parameters
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
+
+
+# -- features -> model input -----------------------------------------------------------------------
+
+def _input_adapter(model, columns):
+    """A function from a batch's columns ({name: [batch] or [batch, k]}) to the model's input.
+
+    Training and serving both use it, so a saved model sees features exactly as in training.
+    """
+    inputs = model.inputs  # None until a Sequential without an Input is first called
+    if inputs is not None and len(inputs) > 1:
+        return _dict_adapter(model, columns)
+    return _concat_adapter(inputs[0] if inputs else None, columns)
+
+
+def _concat_adapter(model_input, columns):
+    width = sum(c.values_per_row for c in columns)
+    dtype, inner = _input_shape(model_input, width, f"the feature columns give {width} ({_widths(columns)})")
+
+    def to_input(batch):
+        x = tf.concat([_as_matrix(batch[c.name], c, dtype) for c in columns], axis=-1)
+        return x if inner is None else tf.reshape(x, [-1, *inner])
+
+    return to_input
+
+
+def _dict_adapter(model, columns):
+    names = list(model.input_names)
+    if sorted(names) != sorted(c.name for c in columns):
+        raise ValueError(f"the model has {len(names)} inputs ({', '.join(names)}); with several inputs the "
+                         f"estimator feeds one feature column to each input of the same name, and "
+                         f"estimator.feature_cols is {', '.join(c.name for c in columns)}")
+    by_name = {c.name: c for c in columns}
+    plan = {}
+    for name, model_input in zip(names, model.inputs):
+        column = by_name[name]
+        given = f"column '{name}' gives {column.values_per_row}"
+        plan[name] = (column, *_input_shape(model_input, column.values_per_row, given))
+
+    def to_inputs(batch):
+        result = {}
+        for name, (column, dtype, inner) in plan.items():
+            x = _as_matrix(batch[name], column, dtype)
+            result[name] = x if inner is None else tf.reshape(x, [-1, *inner])
+        return result
+
+    return to_inputs
+
+
+def _input_shape(model_input, width, given):
+    """(dtype, inner shape to reshape to or None) for feeding `width` values per row to an input."""
+    if model_input is None:
+        return tf.float32, None
+    dtype = model_input.dtype if model_input.dtype.is_floating or model_input.dtype.is_integer else tf.float32
+    inner = model_input.shape[1:]
+    if not inner.is_fully_defined():
+        return dtype, None
+    inner = inner.as_list()
+    if math.prod(inner) != width:
+        raise ValueError(f"the model's input '{model_input.name}' takes {math.prod(inner)} value(s) per row "
+                         f"(shape {[None, *inner]}), but {given}")
+    return dtype, (None if inner == [width] else inner)
+
+
+def _as_matrix(tensor, column, dtype):
+    """A column's batch as [batch, width] in the input's dtype: a scalar column is one wide."""
+    tensor = tf.cast(tensor, dtype)
+    return tf.expand_dims(tensor, -1) if column.width is None else tensor
+
+
+def _widths(columns):
+    return ", ".join(f"{c.name}: {c.values_per_row}" for c in columns)
+
+
+# -- training -------------------------------------------------------------------------------------
+
+def _training_dataset(ctx, to_inputs, label_col, label_dtype, batch_size):
+    # Batch first, then map: the adapter works on whole batches (the same function serves the
+    # SavedModel), and one map call per batch is cheaper than one per row.
+    return (ctx.get_tfdataset()
+            .batch(batch_size)
+            .map(lambda batch: (to_inputs(batch), tf.cast(batch[label_col], label_dtype)),
+                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+class _EpochReport(tf.keras.callbacks.Callback):
+    """Sends every epoch's metrics to the job: ``epoch`` (from 0, like dlflow's epochs) and the logs."""
+
+    def __init__(self, ctx):
+        super().__init__()
+        self._ctx = ctx
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._ctx.report("epoch", epoch=int(epoch), **{k: float(v) for k, v in (logs or {}).items()})
+
+
+# -- saving ---------------------------------------------------------------------------------------
+
+def _serving_function(model, columns, to_inputs, prediction_col):
+    # One positional argument per column: a TensorSpec's name becomes the signature input's
+    # name, which is how dlflow's inference matches inputs to the table's columns.
+    @tf.function(input_signature=[c.spec() for c in columns])
+    def serve(*tensors):
+        batch = dict(zip((c.name for c in columns), tensors))
+        prediction = model(to_inputs(batch), training=False)
+        if prediction.shape.rank is not None and prediction.shape.rank >= 2 and prediction.shape[-1] == 1:
+            prediction = tf.squeeze(prediction, axis=-1)  # [n, 1] -> [n]: one value per row
+        return {prediction_col: prediction}
+
+    return serve
+
+
+def _save(ctx, model, columns, to_inputs, config):
+    serve = _serving_function(model, columns, to_inputs, config.prediction_col)
+    chief = ctx.is_chief()
+    # Under MultiWorkerMirroredStrategy saving reads variables with collective ops, so every
+    # worker saves; only the chief keeps its copy.
+    path = config.model_dir if chief else tempfile.mkdtemp(prefix="dlflow-estimator-")
+    try:
+        tf.saved_model.save(model, path, signatures={"serving_default": serve})
+    finally:
+        if not chief:
+            shutil.rmtree(path, ignore_errors=True)
+    if chief:
+        description = {"feature_cols": config.feature_cols, "label_col": config.label_col,
+                       "prediction_col": config.prediction_col}
+        with open(os.path.join(path, ESTIMATOR_FILE), "w", encoding="utf-8") as f:
+            json.dump(description, f, indent=2)
+            f.write("\n")

@@ -35,6 +35,7 @@ class Context:
             return
         import pyarrow as pa
 
+        rows = 0
         while True:
             kind, payload = self._inbox.get()
             if kind == proto.BATCH:
@@ -43,8 +44,12 @@ class Context:
                     if not self._first_batch_noticed:
                         self._first_batch_noticed = True
                         self.notice("first_batch")
+                    rows += batch.num_rows
+                    # Progress as the trainer takes rows (not as dlflow queues them).
+                    self.notice("rows", rows=batch.num_rows)
                     yield batch
             elif kind == proto.EPOCH_END:
+                self.notice("epoch_end", epoch=self._epochs_read, rows=rows)
                 self._epochs_read += 1
                 return
             elif kind == proto.INPUT_END:

@@ -50,16 +50,24 @@ fn human(rate: f64) -> String {
     }
 }
 
-/// A training job's progress: one bar per epoch (rows fed, rows/s), a line per finished
-/// epoch, and the nodes' output printed above the bar instead of through it.
+/// A training job's progress, from what the nodes report as they take rows: one bar per
+/// epoch (rows taken by all workers, rows/s), a line per finished epoch, and the nodes'
+/// output printed above the bar instead of through it.
 pub struct EpochProgress {
     bar: ProgressBar,
     epochs: Option<u64>,
+    workers: u64,
+}
+
+/// What the notice handler remembers between notices.
+struct EpochState {
+    done: u64,
+    started: Instant,
 }
 
 impl EpochProgress {
     /// Starts the bar; `epochs` is `None` for a job without input.
-    pub fn start(epochs: Option<u64>) -> EpochProgress {
+    pub fn start(epochs: Option<u64>, workers: usize) -> EpochProgress {
         let bar = ProgressBar::new_spinner();
         bar.set_style(spinner_style());
         bar.set_message(match epochs {
@@ -67,7 +75,7 @@ impl EpochProgress {
             None => "running the nodes".to_string(),
         });
         bar.enable_steady_tick(Duration::from_millis(120));
-        EpochProgress { bar, epochs }
+        EpochProgress { bar, epochs, workers: workers as u64 }
     }
 
     /// Where the nodes' output lines go: above the bar.
@@ -76,45 +84,37 @@ impl EpochProgress {
         std::sync::Arc::new(move |node: dlflow::NodeName, line: &str| say(&bar, format!("[{node}] {line}")))
     }
 
-    /// Follows the engine's counters until aborted.
-    pub fn watch(&self, progress: std::sync::Arc<dlflow::Progress>) -> tokio::task::JoinHandle<()> {
-        let bar = self.bar.clone();
-        let Some(total) = self.epochs else { return tokio::spawn(async {}) };
-        tokio::spawn(async move {
-            use std::sync::atomic::Ordering;
-            let (mut done, mut start_rows, mut started) = (0u64, 0u64, Instant::now());
-            let mut per_epoch: Option<u64> = None;
-            loop {
-                let completed = progress.epochs_completed.load(Ordering::SeqCst);
-                let rows = progress.rows_read.load(Ordering::Relaxed);
-                while done < completed.min(total) {
-                    let epoch_rows = per_epoch.unwrap_or(rows - start_rows);
-                    let seconds = started.elapsed().as_secs_f64();
-                    say(
-                        &bar,
-                        format!(
-                            "epoch {}/{total}: {epoch_rows} rows fed in {seconds:.1} s ({} rows/s)",
-                            done + 1,
-                            human(epoch_rows as f64 / seconds.max(1e-9))
-                        ),
-                    );
-                    if per_epoch.is_none() {
-                        per_epoch = Some(epoch_rows);
-                        bar.set_style(bar_style());
-                        bar.set_length(epoch_rows);
-                    }
-                    done += 1;
-                    start_rows += epoch_rows;
-                    started = Instant::now();
+    /// Follows the nodes' notices: rows taken, ends of epochs (worker 0's mark the epoch).
+    pub fn notice_handler(&self) -> impl Fn(dlflow::NodeName, &serde_json::Value) + Send + Sync + 'static {
+        let (bar, workers) = (self.bar.clone(), self.workers);
+        let total = self.epochs.unwrap_or(1);
+        let state = std::sync::Mutex::new(EpochState { done: 0, started: Instant::now() });
+        move |node, notice| match notice["event"].as_str() {
+            Some("rows") => bar.inc(notice["rows"].as_u64().unwrap_or(0)),
+            Some("epoch_end") if node.index == 0 => {
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                let rows = notice["rows"].as_u64().unwrap_or(0);
+                let seconds = state.started.elapsed().as_secs_f64();
+                say(
+                    &bar,
+                    format!(
+                        "epoch {}/{total}: {rows} rows per worker in {seconds:.1} s ({} rows/s per worker)",
+                        state.done + 1,
+                        human(rows as f64 / seconds.max(1e-9))
+                    ),
+                );
+                state.done += 1;
+                state.started = Instant::now();
+                if state.done < total {
+                    bar.set_style(bar_style());
+                    bar.set_length(rows * workers);
+                    bar.set_position(0);
                     bar.reset_eta();
+                    bar.set_message(format!("epoch {}/{total}", state.done + 1));
                 }
-                if done < total {
-                    bar.set_message(format!("epoch {}/{total}", done + 1));
-                    bar.set_position(rows.saturating_sub(start_rows));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        })
+            _ => {}
+        }
     }
 
     /// Removes the bar.

@@ -74,7 +74,7 @@ fn a_job_file_trains_and_reports_every_epoch() {
     assert!((148..=150).contains(&share), "{counts}");
     assert_eq!(counts, format!("{share},{share}"));
     let dropped = 301 - 2 * share;
-    assert!(stderr.contains(&format!("epoch 0: rows per worker {share} / {share} ({dropped} row(s) dropped")), "{stderr}");
+    assert!(stderr.contains(&format!("epoch 1/2: rows per worker {share} / {share} ({dropped} row(s) dropped")), "{stderr}");
     assert!(stderr.contains(&format!("[worker 1] worker 1 saw [{share}, {share}]")), "node output is shown: {stderr}");
     assert!(stderr.contains(&format!("{} rows fed in all", 4 * share)), "{stderr}");
 }

@@ -18,6 +18,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("context.py", include_str!("../../../python/dlflow/context.py")),
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
     ("writer.py", include_str!("../../../python/dlflow/writer.py")),
+    ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
 ];
 
 /// The interpreter for `python`, checked to exist.

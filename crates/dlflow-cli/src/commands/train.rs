@@ -139,15 +139,13 @@ impl TrainArgs {
         let epochs = self.epochs.or(file.epochs).unwrap_or(1);
         let config = self.cluster_config(file, &base)?;
 
-        let progress = EpochProgress::start(input.is_some().then_some(epochs));
+        let progress = EpochProgress::start(input.is_some().then_some(epochs), config.worker_count());
         let config = config.with_output_handler(progress.printer());
         let job = match &input {
             Some(table) => Job::train(table, &config, epochs),
             None => Job::without_input(&config),
         };
-        let watcher = progress.watch(job.progress());
-        let report = job.run().await;
-        watcher.abort();
+        let report = job.on_notice(progress.notice_handler()).run().await;
         progress.finish();
         let report = report?;
         eprint!("{report}");

@@ -222,7 +222,10 @@ impl Prepared {
                 if let Some(handler) = &self.on_notice {
                     handler(node, &notice);
                 }
-                notices.lock().unwrap_or_else(|e| e.into_inner()).push((node, notice));
+                // Per-batch progress is for live handlers, not for the report.
+                if notice["event"] != "rows" {
+                    notices.lock().unwrap_or_else(|e| e.into_inner()).push((node, notice));
+                }
                 Ok(())
             }
         });

@@ -52,9 +52,10 @@ impl fmt::Display for JobReport {
             self.cluster.first_batch_after.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64())),
             self.elapsed.as_secs_f64()
         )?;
+        let total = self.epochs.len();
         for epoch in &self.epochs {
             let rows: Vec<String> = epoch.rows.iter().map(u64::to_string).collect();
-            write!(f, "epoch {}: rows per worker {}", epoch.epoch, rows.join(" / "))?;
+            write!(f, "epoch {}/{total}: rows per worker {}", epoch.epoch + 1, rows.join(" / "))?;
             if epoch.dropped() > 0 {
                 write!(f, " ({} row(s) dropped so that every worker takes the same number of steps)", epoch.dropped())?;
             }

@@ -141,8 +141,12 @@ class TFContext:
 
         return pa.ipc.open_stream(pa.py_buffer(bytes.fromhex(schema))).schema
 
-    def get_tfdataset(self, features=None, label=None):
+    def get_tfdataset(self, features=None, label=None, batch_size=None):
         """This worker's rows as a ``tf.data.Dataset`` of typed tensors, one element per row.
+
+        With ``batch_size``, elements are batches of that many rows (the last one of an epoch
+        may be smaller), cut from the Arrow batches directly: the same as ``.batch(batch_size)``
+        on the row dataset, several times faster for wide rows.
 
         Each iteration over the dataset reads the next epoch of the input, so
         ``model.fit(ds.batch(32), epochs=ctx.get_epochs())`` sees every epoch once.
@@ -155,7 +159,7 @@ class TFContext:
 
         if self._spec.get("input_schema") is None:
             raise RuntimeError("dlflow: this job has no input table; the entry reads its own data")
-        return epoch_dataset(self._context, self.get_input_schema(), features, label)
+        return epoch_dataset(self._context, self.get_input_schema(), features, label, batch_size)
 
     def get_row_writer(self):
         """A writer for rows back to dlflow: the output table of ``inference``."""

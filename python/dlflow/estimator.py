@@ -127,7 +127,7 @@ def estimator_entry(context):
     # An unbounded input has no epoch count: it is read once, until it ends.
     model.fit(dataset, epochs=ctx.get_epochs() or 1, verbose=0, callbacks=callbacks)
 
-    _save(ctx, model, features, to_inputs, config)
+    _save(ctx, model, features, to_inputs, config, label_dtype)
 
 
 # -- properties -------------------------------------------------------------------------------
@@ -533,8 +533,7 @@ def _widths(columns):
 def _training_dataset(ctx, to_inputs, label_col, label_dtype, batch_size):
     # Batch first, then map: the adapter works on whole batches (the same function serves the
     # SavedModel), and one map call per batch is cheaper than one per row.
-    return (ctx.get_tfdataset()
-            .batch(batch_size)
+    return (ctx.get_tfdataset(batch_size=batch_size)
             .map(lambda batch: (to_inputs(batch), tf.cast(batch[label_col], label_dtype)),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
@@ -553,7 +552,7 @@ class _EpochReport(tf.keras.callbacks.Callback):
 
 # -- saving ---------------------------------------------------------------------------------------
 
-def _serving_function(model, columns, to_inputs, prediction_col):
+def _serving_function(model, columns, to_inputs, prediction_col, label_dtype):
     # One positional argument per column: a TensorSpec's name becomes the signature input's
     # name, which is how dlflow's inference matches inputs to the table's columns.
     @tf.function(input_signature=[c.spec() for c in columns])
@@ -562,13 +561,16 @@ def _serving_function(model, columns, to_inputs, prediction_col):
         prediction = model(to_inputs(batch), training=False)
         if prediction.shape.rank is not None and prediction.shape.rank >= 2 and prediction.shape[-1] == 1:
             prediction = tf.squeeze(prediction, axis=-1)  # [n, 1] -> [n]: one value per row
+        elif label_dtype.is_integer and prediction.shape.rank == 2:
+            # An integer label with one score per class: the prediction is the class, like the label.
+            prediction = tf.argmax(prediction, axis=-1, output_type=label_dtype)
         return {prediction_col: prediction}
 
     return serve
 
 
-def _save(ctx, model, columns, to_inputs, config):
-    serve = _serving_function(model, columns, to_inputs, config.prediction_col)
+def _save(ctx, model, columns, to_inputs, config, label_dtype):
+    serve = _serving_function(model, columns, to_inputs, config.prediction_col, label_dtype)
     chief = ctx.is_chief()
     # Under MultiWorkerMirroredStrategy saving reads variables with collective ops, so every
     # worker saves; only the chief keeps its copy.

@@ -15,6 +15,7 @@
 //! | [`Model`] | a SavedModel applied to tables: `transform` |
 //! | [`TfClusterConfig`] | a cluster of Python TensorFlow nodes: workers, ps, entry, properties |
 //! | [`train`], [`inference`], [`Job`] | feed a table to the cluster's workers, epoch by epoch |
+//! | [`Estimator`] | fit a Keras model on feature and label columns, get a [`Model`] back |
 //!
 //! ```no_run
 //! # async fn demo() -> dlflow::Result<()> {
@@ -30,6 +31,7 @@
 
 mod environment;
 mod error;
+mod estimator;
 mod job;
 mod model;
 mod table;
@@ -39,9 +41,10 @@ pub use dlflow_tf::{DType, DlType, LoadOptions, PredictOptions, SavedModel, Sign
 pub use dlflow_cluster::{NodeName, NodeType, Python, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
 pub use dlflow_engine::{EpochReport, Progress};
 pub use environment::Environment;
+pub use estimator::{EpochMetrics, Estimator, KerasModel};
 pub use job::{Job, JobReport, inference, train, train_without_input};
 pub use error::{Error, Result};
-pub use model::Model;
+pub use model::{FittedWith, Model};
 pub use table::Table;
 
 /// The layers under the facade, for what it does not wrap.

@@ -29,7 +29,32 @@ pub struct Model {
     model: Arc<SavedModel>,
     options: PredictOptions,
     concurrency: usize,
+    /// What an [`Estimator`](crate::Estimator) recorded with the model, if it made it.
+    fitted: Option<FittedWith>,
+    /// The folder a freshly fitted model lives in until saved; deleted with the last clone.
+    _folder: Option<Arc<tempfile::TempDir>>,
 }
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("dir", &self.model.dir()).field("fitted_with", &self.fitted).finish_non_exhaustive()
+    }
+}
+
+/// What an [`Estimator`](crate::Estimator) saves next to the SavedModel
+/// (`dlflow_estimator.json`): what `transform` feeds and appends.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct FittedWith {
+    /// The feature columns, in order: the signature's inputs.
+    pub feature_cols: Vec<String>,
+    /// The label column the model learned.
+    pub label_col: String,
+    /// The column `transform` appends.
+    pub prediction_col: String,
+}
+
+/// The file an estimator writes next to its SavedModel.
+pub(crate) const FITTED_WITH_FILE: &str = "dlflow_estimator.json";
 
 impl Model {
     /// Load the SavedModel in `dir` (tag `serve`).
@@ -39,13 +64,46 @@ impl Model {
 
     /// Load with explicit tags or TensorFlow library.
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
-        Ok(Self::from_saved_model(Arc::new(SavedModel::load_with(dir, options)?)))
+        let mut model = Self::from_saved_model(Arc::new(SavedModel::load_with(dir.as_ref(), options)?));
+        model.fitted = read_fitted_with(dir.as_ref())?;
+        Ok(model)
+    }
+
+    /// A model an estimator just trained into `dir` inside `folder` (deleted when the last
+    /// clone of the model is dropped; [`save`](Self::save) keeps a copy).
+    pub(crate) fn fitted(folder: tempfile::TempDir, dir: &Path) -> Result<Model> {
+        let mut model = Self::load(dir)?;
+        model._folder = Some(Arc::new(folder));
+        Ok(model)
+    }
+
+    /// What the estimator that made this model recorded: feature, label and prediction columns.
+    pub fn fitted_with(&self) -> Option<&FittedWith> {
+        self.fitted.as_ref()
+    }
+
+    /// Copies the SavedModel (and what the estimator recorded) to `dir`, which must not exist.
+    ///
+    /// The copy is written next to `dir` and renamed into place: a failed save leaves nothing.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        if dir.exists() {
+            return Err(crate::Error::Invalid(format!("cannot save the model: {} already exists", dir.display())));
+        }
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let io = |what: &str, e: std::io::Error| crate::Error::Invalid(format!("cannot save the model to {}: {what}: {e}", dir.display()));
+        std::fs::create_dir_all(parent).map_err(|e| io("creating the parent folder", e))?;
+        let staging = tempfile::Builder::new().prefix(".dlflow-model-").tempdir_in(parent).map_err(|e| io("a staging folder", e))?;
+        copy_tree(self.model.dir(), staging.path()).map_err(|e| io("copying", e))?;
+        std::fs::rename(staging.path(), dir).map_err(|e| io("renaming into place", e))?;
+        std::mem::forget(staging); // renamed: nothing left to delete
+        Ok(())
     }
 
     /// Wrap an already loaded model.
     pub fn from_saved_model(model: Arc<SavedModel>) -> Model {
         let concurrency = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Model { model, options: PredictOptions::default(), concurrency }
+        Model { model, options: PredictOptions::default(), concurrency, fitted: None, _folder: None }
     }
 
     /// The loaded SavedModel.
@@ -108,4 +166,26 @@ impl Model {
         let df = dlflow_table::inference::transform(table.dataframe().clone(), Arc::new(predictor), self.concurrency)?;
         Ok(Table::new(df))
     }
+}
+
+fn read_fitted_with(dir: &Path) -> Result<Option<FittedWith>> {
+    let path = dir.join(FITTED_WITH_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| crate::Error::Invalid(format!("{} is not what an estimator writes: {e}", path.display())))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

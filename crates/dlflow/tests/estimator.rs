@@ -1,0 +1,165 @@
+//! The Estimator end to end: fit with real Python nodes, save, load, transform in-process.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
+use dlflow::{DataGen, Environment, Estimator, Generator, Model, Table};
+
+fn factories() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/entries/models.py")
+}
+
+async fn sql(env: &Environment, name: &str, table: Table, query: &str) -> Table {
+    env.context().register_table(name, table.dataframe().clone().into_view()).expect("register");
+    env.sql(query).await.expect("sql")
+}
+
+fn column_f64(batches: &[RecordBatch], name: &str) -> Vec<f64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+            match c.data_type() {
+                DataType::Float32 => c.as_primitive::<Float32Type>().values().iter().map(|v| *v as f64).collect::<Vec<_>>(),
+                DataType::Float64 => c.as_primitive::<Float64Type>().values().to_vec(),
+                DataType::Int64 => c.as_primitive::<Int64Type>().values().iter().map(|v| *v as f64).collect(),
+                other => panic!("{name}: {other}"),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_estimator_example_fits_y_equals_2x1_plus_3x2_plus_1_on_two_workers() {
+    let env = Environment::new();
+    let rows = env
+        .datagen(DataGen::new(4096).seed(1).column("x1", Generator::uniform(0.0, 1.0)).column("x2", Generator::uniform(0.0, 1.0)))
+        .expect("datagen");
+    let samples = sql(&env, "rows", rows, "SELECT x1, x2, 2 * x1 + 3 * x2 + 1 AS y FROM rows").await;
+    let epochs = Arc::new(Mutex::new(Vec::new()));
+    let seen = epochs.clone();
+    let factory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estimator/linear_model.py");
+    let model = Estimator::factory(factory, "build_model")
+        .loss("mse")
+        .learning_rate(0.05)
+        .feature_cols(["x1", "x2"])
+        .label_col("y")
+        .max_epochs(8)
+        .batch_size(32)
+        .worker_count(2)
+        .quiet(true)
+        .on_epoch(move |m| seen.lock().expect("lock").push(m.values["loss"]))
+        .fit(&samples)
+        .await
+        .expect("fit");
+    let losses = epochs.lock().expect("lock").clone();
+    assert_eq!(losses.len(), 8, "one report per epoch: {losses:?}");
+    assert!(losses[7] < losses[0], "{losses:?}");
+    let fitted = model.fitted_with().expect("estimator metadata");
+    assert_eq!((fitted.feature_cols.clone(), fitted.prediction_col.as_str()), (vec!["x1".to_string(), "x2".to_string()], "y"));
+
+    let fresh = env
+        .datagen(DataGen::new(500).seed(77).column("x1", Generator::uniform(0.0, 1.0)).column("x2", Generator::uniform(0.0, 1.0)))
+        .expect("fresh");
+    let right_after = model.transform(&fresh).expect("transform").collect().await.expect("predict");
+    let (x1, x2, y) = (column_f64(&right_after, "x1"), column_f64(&right_after, "x2"), column_f64(&right_after, "y"));
+    for i in 0..y.len() {
+        let truth = 2.0 * x1[i] + 3.0 * x2[i] + 1.0;
+        assert!((y[i] - truth).abs() < 0.05, "row {i}: predicted {} for {truth}", y[i]);
+    }
+
+    // save -> load -> transform: the same predictions, and the metadata survives.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let saved = dir.path().join("linear");
+    model.save(&saved).expect("save");
+    assert!(model.save(&saved).is_err(), "saving over an existing folder is refused");
+    let loaded = Model::load(&saved).expect("load");
+    assert_eq!(loaded.fitted_with(), model.fitted_with());
+    let again = loaded.transform(&fresh).expect("transform").collect().await.expect("predict");
+    assert_eq!(column_f64(&again, "y"), y);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seed_feature_type_trains_with_a_float_label_and_an_int_label() {
+    let env = Environment::new();
+    let rows = env
+        .datagen(
+            DataGen::new(2000)
+                .seed(3)
+                .column("f32", Generator::uniform(0.0, 1.0).with_data_type(DataType::Float32))
+                .column("f64", Generator::uniform(0.0, 1.0))
+                .column("i32", Generator::uniform_int(0, 9).with_data_type(DataType::Int32))
+                .column("i64", Generator::uniform_int(0, 9)),
+        )
+        .expect("datagen");
+    let samples = sql(
+        &env,
+        "typed",
+        rows,
+        "SELECT f32, f64, i32, i64, f64 + CAST(i64 AS DOUBLE) / 10 AS target, CAST(f64 > 0.5 AS BIGINT) AS class FROM typed",
+    )
+    .await;
+    let features = ["f32", "f64", "i32", "i64"];
+
+    let regression = Estimator::factory(factories(), "linear")
+        .learning_rate(0.05)
+        .feature_cols(features)
+        .label_col("target")
+        .max_epochs(3)
+        .quiet(true)
+        .fit(&samples)
+        .await
+        .expect("fit a float label");
+    // The prediction is named after the label: transform rows without it.
+    let unlabelled = Table::new(samples.dataframe().clone().select_columns(&features).expect("select"));
+    let predicted = regression.transform(&unlabelled).expect("transform").collect().await.expect("predict");
+    assert_eq!(predicted.iter().map(RecordBatch::num_rows).sum::<usize>(), 2000);
+    let (f64s, i64s, target) = (column_f64(&predicted, "f64"), column_f64(&predicted, "i64"), column_f64(&predicted, "target"));
+    let error: f64 = (0..2000).map(|i| (target[i] - (f64s[i] + i64s[i] / 10.0)).abs()).sum::<f64>() / 2000.0;
+    assert!(error < 0.2, "mean absolute error {error}");
+
+    let classifier = Estimator::factory(factories(), "two_classes")
+        .loss("sparse_categorical_crossentropy")
+        .loss_params(serde_json::json!({"from_logits": true}))
+        .metrics(["accuracy"])
+        .learning_rate(0.02)
+        .feature_cols(features)
+        .label_col("class")
+        .prediction_col("predicted_class")
+        .max_epochs(6)
+        .quiet(true)
+        .fit(&samples)
+        .await
+        .expect("fit an int label");
+    let predicted = classifier.transform(&samples).expect("transform").collect().await.expect("predict");
+    let (class, guess) = (column_f64(&predicted, "class"), column_f64(&predicted, "predicted_class"));
+    let right = class.iter().zip(&guess).filter(|(a, b)| a == b).count();
+    assert!(right as f64 / class.len() as f64 > 0.9, "accuracy {right}/{}", class.len());
+    assert_eq!(predicted[0].column_by_name("predicted_class").expect("col").data_type(), &DataType::Int64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_estimator_inputs_are_named_before_or_while_training() {
+    let env = Environment::new();
+    let rows = env.datagen(DataGen::new(100).column("x", Generator::uniform(0.0, 1.0)).column("s", Generator::random_string(3))).expect("datagen");
+    let samples = sql(&env, "bad", rows, "SELECT x, s, x * 2 AS y FROM bad").await;
+    let base = || Estimator::factory(factories(), "linear").label_col("y").quiet(true);
+
+    let error = base().feature_cols(["x", "nope"]).fit(&samples).await.expect_err("missing column");
+    assert!(error.to_string().contains("feature column `nope` is not in the table; it has x, s, y"), "{error}");
+
+    let error = base().feature_cols(["s"]).fit(&samples).await.expect_err("string feature");
+    assert!(error.to_string().contains("feature column `s` has type Utf8"), "{error}");
+
+    let error = Estimator::factory(factories(), "raises").feature_cols(["x"]).label_col("y").quiet(true).fit(&samples).await.expect_err("factory raises");
+    assert!(error.to_string().contains("RuntimeError: no model today") && error.to_string().contains("Traceback"), "{error}");
+
+    let empty = sql(&env, "empty", env.sql("SELECT x, y FROM (SELECT 1.0 AS x, 2.0 AS y) WHERE x > 5").await.expect("sql"), "SELECT * FROM empty").await;
+    let error = base().feature_cols(["x"]).fit(&empty).await.expect_err("zero rows");
+    assert!(error.to_string().contains("has no rows"), "{error}");
+
+    let error = Estimator::factory("/nonexistent/model.py", "f").feature_cols(["x"]).label_col("y").fit(&samples).await.expect_err("no file");
+    assert!(error.to_string().contains("/nonexistent/model.py does not exist"), "{error}");
+}

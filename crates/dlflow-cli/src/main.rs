@@ -23,6 +23,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Run SQL; registered models are callable as predict('name', columns...).
     Sql(commands::sql::SqlArgs),
+    /// Fit a Keras model on feature and label columns (no training script) and save it.
+    Fit(commands::fit::FitArgs),
     /// Train on a table with a cluster of Python TensorFlow nodes (flags or a TOML job file).
     Train(commands::train::TrainArgs),
 }
@@ -46,6 +48,7 @@ fn main() -> std::process::ExitCode {
             Command::Predict(args) => args.run().await,
             Command::Sql(args) => args.run().await,
             Command::Train(args) => args.run().await,
+            Command::Fit(args) => args.run().await,
         }
     });
     match result {

@@ -151,3 +151,30 @@ fn interrupting_the_cli_leaves_no_node_running() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn fit_saves_a_model_that_predict_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let factory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estimator/linear_model.py");
+    let model = dir.path().join("linear");
+    let data = "CREATE EXTERNAL TABLE r (x1 DOUBLE, x2 DOUBLE) STORED AS DATAGEN LOCATION 'datagen://' \
+                OPTIONS ('number-of-rows' '2048', 'seed' '5'); SELECT x1, x2, 2 * x1 + 3 * x2 + 1 AS y FROM r";
+    let output = dlflow(&[
+        "fit", "--sql", data, "--model-factory", &format!("{}:build_model", factory.display()), "--features", "x1,x2",
+        "--label", "y", "--learning-rate", "0.1", "--epochs", "10", "--workers", "2", "--output", model.to_str().expect("utf8"),
+    ]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("epoch 10: loss "), "per-epoch loss is shown: {stderr}");
+    assert!(stderr.contains("saved the fitted model"), "{stderr}");
+    let fresh = "CREATE EXTERNAL TABLE f (x1 DOUBLE, x2 DOUBLE) STORED AS DATAGEN LOCATION 'datagen://' \
+                 OPTIONS ('number-of-rows' '100', 'seed' '9'); SELECT x1, x2 FROM f";
+    let predicted = dlflow(&["sql", "--model", &format!("m={}", model.display()), &format!(
+        "{}; SELECT max(abs(predict('m', x1, x2) - (2 * x1 + 3 * x2 + 1))) < 0.1 AS close FROM f",
+        fresh.rsplit_once(';').expect("two statements").0
+    )]);
+    assert!(text(&predicted.stdout).contains("true"), "{}{}", text(&predicted.stdout), text(&predicted.stderr));
+
+    let again = dlflow(&["fit", "--sql", data, "--model-factory", &format!("{}:build_model", factory.display()), "--features", "nope", "--label", "y", "--output", dir.path().join("other").to_str().expect("utf8")]);
+    assert!(text(&again.stderr).contains("feature column `nope` is not in the table"), "{}", text(&again.stderr));
+}

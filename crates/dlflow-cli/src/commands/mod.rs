@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: how tables and models are named on the
 //! command line, and how a table is shown or written.
 
+pub mod fit;
 pub mod model;
 pub mod predict;
 pub mod sql;

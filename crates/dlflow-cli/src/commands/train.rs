@@ -107,7 +107,7 @@ struct ClusterSection {
     heartbeat_timeout: Option<f64>,
 }
 
-fn parse_entry(value: &str) -> Result<(PathBuf, String), String> {
+pub(crate) fn parse_entry(value: &str) -> Result<(PathBuf, String), String> {
     match value.rsplit_once(':') {
         Some((file, function)) if !file.is_empty() && !function.is_empty() => Ok((file.into(), function.into())),
         _ => Err(format!("`{value}`: expected FILE:FUNCTION, for example train.py:train_entry")),

@@ -1,0 +1,110 @@
+//! `dlflow fit`: fit a Keras model on a table with the Estimator (no training script), and
+//! save it as a SavedModel that `dlflow predict` runs.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use dlflow::{Environment, Estimator, Table};
+
+/// Arguments of `dlflow fit`.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["input", "sql"])))]
+#[command(group(clap::ArgGroup::new("keras").required(true).args(["model_factory", "model_file"])))]
+pub struct FitArgs {
+    /// Input file: .csv, .parquet, .json/.jsonl, .arrow.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Input query; `;`-separated statements, the last one a query.
+    #[arg(long)]
+    sql: Option<String>,
+    /// The model: FILE.py:FUNCTION returning a tf.keras.Model.
+    #[arg(long, value_parser = super::train::parse_entry)]
+    model_factory: Option<(PathBuf, String)>,
+    /// The model: a saved Keras model (.keras, .h5, .json).
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+    /// Feature columns, comma separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    features: Vec<String>,
+    /// The label column.
+    #[arg(long)]
+    label: String,
+    /// The column predictions get (default: the label's name).
+    #[arg(long)]
+    prediction: Option<String>,
+    /// Loss by Keras name, or FILE.py:FUNCTION.
+    #[arg(long, default_value = "mse")]
+    loss: String,
+    /// The loss's keyword arguments as JSON, for example '{"from_logits": true}'.
+    #[arg(long)]
+    loss_params: Option<String>,
+    /// Optimizer by Keras name, or FILE.py:FUNCTION.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    /// The optimizer's learning rate.
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Metrics by Keras name, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<String>,
+    /// Passes over the table.
+    #[arg(long, default_value_t = 1)]
+    epochs: u64,
+    /// Rows per step on each worker.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Number of workers.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Where to save the fitted SavedModel (must not exist).
+    #[arg(long)]
+    output: PathBuf,
+}
+
+impl FitArgs {
+    /// Run the command.
+    pub async fn run(self) -> dlflow::Result<()> {
+        let env = Environment::new();
+        let table: Table = match (&self.input, &self.sql) {
+            (Some(path), _) => env.read_file(path).await?,
+            (None, Some(sql)) => env.sql(sql).await?,
+            (None, None) => unreachable!("clap requires --input or --sql"),
+        };
+        let mut estimator = match (&self.model_factory, &self.model_file) {
+            (Some((file, function)), _) => Estimator::factory(file, function),
+            (None, Some(file)) => Estimator::model_file(file),
+            (None, None) => unreachable!("clap requires --model-factory or --model-file"),
+        };
+        estimator = estimator
+            .feature_cols(self.features.clone())
+            .label_col(&self.label)
+            .loss(&self.loss)
+            .optimizer(&self.optimizer)
+            .metrics(self.metrics.clone())
+            .max_epochs(self.epochs)
+            .batch_size(self.batch_size)
+            .worker_count(self.workers)
+            .on_epoch(|metrics| {
+                let values: Vec<String> = metrics.values.iter().map(|(k, v)| format!("{k} {v:.6}")).collect();
+                eprintln!("epoch {}: {}", metrics.epoch + 1, values.join(", "));
+            });
+        if let Some(rate) = self.learning_rate {
+            estimator = estimator.learning_rate(rate);
+        }
+        if let Some(params) = &self.loss_params {
+            let params = serde_json::from_str(params)
+                .map_err(|e| dlflow::Error::Invalid(format!("--loss-params `{params}` is not JSON: {e}")))?;
+            estimator = estimator.loss_params(params);
+        }
+        if let Some(column) = &self.prediction {
+            estimator = estimator.prediction_col(column);
+        }
+        if self.output.exists() {
+            return Err(dlflow::Error::Invalid(format!("--output {} already exists", self.output.display())));
+        }
+        let model = estimator.fit(&table).await?;
+        model.save(&self.output)?;
+        eprintln!("saved the fitted model to {}", self.output.display());
+        Ok(())
+    }
+}

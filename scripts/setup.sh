@@ -5,6 +5,7 @@
 #   DLFLOW_VENV        virtualenv with the pinned python/requirements.txt (default $DLFLOW_HOME/venv)
 #   CARGO_TARGET_DIR   cargo build cache, kept outside the checkout so fresh clones build incrementally
 #                      (default $DLFLOW_HOME/target)
+#   DLFLOW_DATA        example data made from the virtualenv's packages (scikit-learn's digits)
 #   DLFLOW_PYTHON_BIN  the python used to create the virtualenv (default: python3.11, else python3)
 
 set -euo pipefail
@@ -54,6 +55,19 @@ make_models() {
   fi
 }
 
+# Example data from packages in the virtualenv (no download): scikit-learn's digits.
+make_data() {
+  local key
+  key="$(cat "$DLFLOW_ROOT/python/tools/export_digits.py" "$DLFLOW_ROOT/python/requirements.txt" | sha256sum | cut -c1-16)"
+  export DLFLOW_DATA="$DLFLOW_HOME/data/$key"
+  if [ ! -f "$DLFLOW_DATA/digits.parquet" ]; then
+    mkdir -p "$DLFLOW_DATA"
+    "$DLFLOW_VENV/bin/python" "$DLFLOW_ROOT/python/tools/export_digits.py" --out "$DLFLOW_DATA/digits.parquet.tmp"
+    mv "$DLFLOW_DATA/digits.parquet.tmp" "$DLFLOW_DATA/digits.parquet"
+  fi
+}
+
 require cargo "install the Rust toolchain (https://rustup.rs)"
 setup_venv
 make_models
+make_data

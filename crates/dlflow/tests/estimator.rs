@@ -163,3 +163,30 @@ async fn bad_estimator_inputs_are_named_before_or_while_training() {
     let error = Estimator::factory("/nonexistent/model.py", "f").feature_cols(["x"]).label_col("y").fit(&samples).await.expect_err("no file");
     assert!(error.to_string().contains("/nonexistent/model.py does not exist"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digits_from_scikit_learn_are_classified_above_the_floor() {
+    let data = std::env::var("DLFLOW_DATA").expect("DLFLOW_DATA: run through scripts/test.sh (setup.sh exports the digits)");
+    let env = Environment::new();
+    env.register_file("digits", format!("{data}/digits.parquet")).await.expect("digits");
+    let train = env.sql("SELECT pixels, label FROM digits WHERE id < 1500").await.expect("train");
+    let test = env.sql("SELECT id, pixels, label AS truth FROM digits WHERE id >= 1500").await.expect("test");
+    let factory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/digits/mlp.py");
+    let model = Estimator::factory(factory, "build_model")
+        .loss("sparse_categorical_crossentropy")
+        .loss_params(serde_json::json!({"from_logits": true}))
+        .learning_rate(0.01)
+        .feature_cols(["pixels"])
+        .label_col("label")
+        .max_epochs(20)
+        .worker_count(2)
+        .quiet(true)
+        .fit(&train)
+        .await
+        .expect("fit");
+    let predicted = model.transform(&test).expect("transform").collect().await.expect("predict");
+    let (truth, label) = (column_f64(&predicted, "truth"), column_f64(&predicted, "label"));
+    assert_eq!(truth.len(), 297);
+    let accuracy = truth.iter().zip(&label).filter(|(a, b)| a == b).count() as f64 / truth.len() as f64;
+    assert!(accuracy > 0.85, "accuracy {accuracy}");
+}

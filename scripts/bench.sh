@@ -4,6 +4,10 @@
 #   scripts/bench.sh training [feed|train|startup]
 #                                               feeding tf.data, training the MLP, and start-up, each against
 #                                               its baseline (in-memory tf.data / Keras fit / the seed's CSV feed)
+#   scripts/bench.sh streams [throughput|latency|reload|windows]
+#                                               streaming inference: stream vs table vs one call per record,
+#                                               latency at half the peak rate, the gap of a hot reload,
+#                                               window aggregation vs a bounded GROUP BY, window latency
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$DLFLOW_ROOT"
@@ -12,5 +16,6 @@ shift || true
 case "$what" in
   inference) cargo bench --workspace --bench inference_vs_tensorflow ;;
   training) cargo bench --workspace --bench training_vs_keras -- "$@" ;;
-  *) echo "unknown benchmark '$what'; available: inference, training" >&2; exit 2 ;;
+  streams) cargo bench --workspace --bench streams -- "$@" ;;
+  *) echo "unknown benchmark '$what'; available: inference, training, streams" >&2; exit 2 ;;
 esac

@@ -28,12 +28,13 @@ def spec(shape, dtype, name):
 
 
 class Linear(tf.Module):
-    """The seed's model: y = 2x + 1, on a [n, 1] input like a Keras Dense layer."""
+    """The seed's model: y = 2x + 1, on a [n, 1] input like a Keras Dense layer. With other
+    weights (`linear_v2`: y = -x + 3) it is a second version of it, for hot-reload tests."""
 
-    def __init__(self):
+    def __init__(self, w=2.0, b=1.0):
         super().__init__()
-        self.w = tf.Variable([[2.0]], dtype=tf.float32)
-        self.b = tf.Variable([1.0], dtype=tf.float32)
+        self.w = tf.Variable([[w]], dtype=tf.float32)
+        self.b = tf.Variable([b], dtype=tf.float32)
 
     @tf.function(input_signature=[spec([None, 1], tf.float32, "x")])
     def serve(self, x):
@@ -74,6 +75,34 @@ class Mlp(tf.Module):
     def classify(self, pixels):
         scores = tf.nn.softmax(self.logits(pixels))
         return {"classes": tf.argmax(scores, axis=1), "scores": scores}
+
+
+class BatchProbe(tf.Module):
+    """Tells each row how many rows its TensorFlow call had: `rows` (float32), next to
+    y = 2x + 1. Tests of micro-batching check the bounds with it."""
+
+    @tf.function(input_signature=[spec([None, 1], tf.float32, "x")])
+    def serve(self, x):
+        rows = tf.cast(tf.shape(x)[0], tf.float32)
+        return {"rows": tf.fill(tf.shape(x), rows), "y": 2.0 * x + 1.0}
+
+
+class WideMlp(tf.Module):
+    """256 -> 1024 -> 1024 -> 10 (relu): a compute-bound model for benchmarks."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(SEED + 1)
+        sizes = [256, 1024, 1024, 10]
+        self.weights = [tf.Variable(rng.normal(0, 0.03, (a, b)).astype(np.float32)) for a, b in zip(sizes, sizes[1:])]
+
+    @tf.function(input_signature=[spec([None, 256], tf.float32, "x")])
+    def serve(self, x):
+        for i, w in enumerate(self.weights):
+            x = tf.matmul(x, w)
+            if i < len(self.weights) - 1:
+                x = tf.nn.relu(x)
+        return {"logits": x}
 
 
 class Strings(tf.Module):
@@ -156,6 +185,14 @@ def make_all(out, only, rows):
         yield "linear", linear, {"serving_default": linear.serve, "regress": linear.serve}, {
             "x": rng.uniform(0, 1, (rows, 1)).astype(np.float32)
         }
+        linear_v2 = Linear(w=-1.0, b=3.0)
+        yield "linear_v2", linear_v2, {"serving_default": linear_v2.serve, "regress": linear_v2.serve}, {
+            "x": rng.uniform(0, 1, (rows, 1)).astype(np.float32)
+        }
+        probe = BatchProbe()
+        yield "batch_probe", probe, {"serving_default": probe.serve}, {"x": rng.uniform(0, 1, (rows, 1)).astype(np.float32)}
+        wide = WideMlp()
+        yield "mlp_wide", wide, {"serving_default": wide.serve}, {"x": rng.uniform(0, 1, (rows, 256)).astype(np.float32)}
         two = TwoInTwoOut()
         yield "two_in_two_out", two, {"serving_default": two.serve}, {
             "a": rng.uniform(-10, 10, rows),

@@ -3,6 +3,7 @@
 
 mod commands;
 mod progress;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -43,17 +44,30 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Model(command) => command.run(),
-            Command::Predict(args) => args.run().await,
-            Command::Sql(args) => args.run().await,
-            Command::Train(args) => args.run().await,
-            Command::Fit(args) => args.run().await,
+        let command = async {
+            match cli.command {
+                Command::Model(command) => command.run(),
+                Command::Predict(args) => args.run().await,
+                Command::Sql(args) => args.run().await,
+                Command::Train(args) => args.run().await,
+                Command::Fit(args) => args.run().await,
+            }
+        };
+        // Cancelling drops the command: temporary files go with it.
+        tokio::select! {
+            result = command => Some(result),
+            () = signals::cancelled() => None,
         }
     });
+    // Don't wait for blocking work (a TensorFlow call, a file being written) to notice.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
+        Some(Ok(())) if !signals::interrupted() => std::process::ExitCode::SUCCESS,
+        Some(Ok(())) | None => {
+            eprintln!("interrupted");
+            std::process::ExitCode::from(130)
+        }
+        Some(Err(e)) => {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }

@@ -5,11 +5,22 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Counts rows as they stream past.
+/// Rows written out by this process so far (all [`RowProgress`]es).
+static ROWS_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Rows written out by this process so far.
+pub fn rows_written() -> u64 {
+    ROWS_WRITTEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts rows as they stream past; on a stream also micro-batches and model latency.
 pub struct RowProgress {
     bar: ProgressBar,
     started: Instant,
     rows: u64,
+    batches: u64,
+    stream: bool,
+    shown: Instant,
 }
 
 impl RowProgress {
@@ -22,22 +33,64 @@ impl RowProgress {
         );
         bar.set_message(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
-        RowProgress { bar, started: Instant::now(), rows: 0 }
+        let now = Instant::now();
+        RowProgress { bar, started: now, rows: 0, batches: 0, stream: false, shown: now }
+    }
+
+    /// Start counting the records of a stream: a status line with records/s, micro-batches
+    /// and p50/p99 latency (while stderr is a terminal).
+    pub fn start_stream(what: &str) -> RowProgress {
+        let progress = RowProgress { stream: true, ..Self::start(what) };
+        progress.bar.set_style(
+            ProgressStyle::with_template("{spinner} {human_pos} records  {per_sec}  {msg}  {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        progress
     }
 
     /// `rows` more rows are done.
     pub fn add(&mut self, rows: usize) {
+        ROWS_WRITTEN.fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
         self.rows += rows as u64;
+        self.batches += 1;
         self.bar.inc(rows as u64);
+        if self.stream && self.shown.elapsed() >= Duration::from_millis(250) {
+            self.shown = Instant::now();
+            self.bar.set_message(format!("{} batches{}", self.batches, latency(false)));
+        }
     }
 
-    /// Stop the bar and return `rows, seconds, rows/s` as text.
+    /// Stop the bar and return `rows, seconds, rows/s` as text (and, on a stream, micro-batches,
+    /// latency and skipped records).
     pub fn finish(self) -> String {
         self.bar.finish_and_clear();
         let seconds = self.started.elapsed().as_secs_f64();
         let rate = if seconds > 0.0 { self.rows as f64 / seconds } else { 0.0 };
-        format!("{} rows in {:.2} s ({} rows/s)", self.rows, seconds, human(rate))
+        let unit = if self.stream { "records" } else { "rows" };
+        let mut summary = format!("{} {unit} in {:.2} s ({} {unit}/s)", self.rows, seconds, human(rate));
+        if self.stream {
+            summary += &format!(", {} batches{}", self.batches, latency(true));
+            let skipped = dlflow::layers::dlflow_table::stream::skipped_records();
+            if skipped > 0 {
+                summary += &format!(", {skipped} bad records skipped");
+            }
+            let late = dlflow::layers::dlflow_table::window::late_rows();
+            if late > 0 {
+                summary += &format!(", {late} late rows dropped");
+            }
+        }
+        summary
     }
+}
+
+/// `, latency p50 … p99 …` from what models recorded, or nothing before any model ran.
+fn latency(with_p999: bool) -> String {
+    let Some(summary) = dlflow::layers::dlflow_table::stream::stats::summary() else { return String::new() };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut text = format!(", latency p50 {:.2} ms, p99 {:.2} ms", ms(summary.p50), ms(summary.p99));
+    if with_p999 {
+        text += &format!(", p99.9 {:.2} ms (read to predicted)", ms(summary.p999));
+    }
+    text
 }
 
 fn human(rate: f64) -> String {

@@ -101,6 +101,52 @@ pub enum TableError {
         source: BoxError,
     },
 
+    /// A TensorFlow error: loading or running a model.
+    #[error(transparent)]
+    Tf(#[from] dlflow_tf::TfError),
+
+    /// A versioned model directory (`BASE/1`, `BASE/2`, ...) cannot be served.
+    #[error("cannot serve the versioned model at '{base}': {message}")]
+    ModelVersions {
+        /// The base directory.
+        base: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
+    /// A stream option (SQL `OPTIONS` key, `LOCATION`, CLI flag) is invalid.
+    #[error("invalid stream option '{option}': {message}")]
+    InvalidStreamOption {
+        /// The option, as spelled in SQL or on the command line.
+        option: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
+    /// A record of a stream does not parse or does not fit the declared columns.
+    #[error("bad record in {source_name}, partition {partition}, offset {offset}: {message}; the record starts: {start}")]
+    BadRecord {
+        /// The stream (its location), and the file for a followed directory.
+        source_name: String,
+        /// The source partition.
+        partition: usize,
+        /// The record's offset in its partition (the line index for line sources).
+        offset: i64,
+        /// The start of the record.
+        start: String,
+        /// What the decoder said.
+        message: String,
+    },
+
+    /// A stream source or sink failed: unreachable, refused, gone for good.
+    #[error("{location}: {message}")]
+    Stream {
+        /// The source or sink.
+        location: String,
+        /// What happened and what was expected.
+        message: String,
+    },
+
     /// A datagen option (SQL `OPTIONS` key or the equivalent builder setting) is invalid.
     #[error("invalid datagen option '{option}': {message}")]
     InvalidOption {
@@ -112,6 +158,11 @@ pub enum TableError {
 }
 
 impl TableError {
+    /// Builds a [`TableError::InvalidStreamOption`].
+    pub(crate) fn invalid_stream_option(option: impl Into<String>, message: impl Into<String>) -> Self {
+        TableError::InvalidStreamOption { option: option.into(), message: message.into() }
+    }
+
     /// Builds a [`TableError::InvalidOption`]; shorthand for the datagen validation.
     pub(crate) fn invalid_option(option: impl Into<String>, message: impl Into<String>) -> Self {
         TableError::InvalidOption {

@@ -10,6 +10,12 @@
 //! | [`datagen`] | generated tables, in Rust ([`datagen::DataGen`]) or SQL (`STORED AS DATAGEN`) |
 //! | [`files`] | [`register_file`]: CSV, Parquet, NDJSON, Arrow IPC by extension |
 //! | [`sink`] | [`write_stream`]: atomic, streaming file output |
+//! | [`inference`] | models in queries: `predict(...)`, [`PredictExec`](inference::PredictExec), `transform`, hot reload |
+//! | [`options`] | dlflow's session settings (`SET dlflow.max_batch_rows = …`) |
+//! | [`micro_batch`] | cutting streams into micro-batches bounded by rows and delay |
+//! | [`ordered`] | reading partitions in order, each read ahead on its own task |
+//! | [`stream`] | unbounded sources (stdin, TCP, Kafka, followed directories) and stream sinks |
+//! | [`window`] | event time: watermarks, `TUMBLE`/`HOP`/`SESSION` group windows |
 //! | [`print`](mod@print) | [`format_table`]: readable text tables, vectors abbreviated |
 //! | [`error`] | [`TableError`], [`Result`] |
 //!
@@ -42,9 +48,14 @@ pub mod datagen;
 pub mod error;
 pub mod files;
 pub mod inference;
+pub mod micro_batch;
+pub mod options;
+pub mod ordered;
 pub mod print;
 pub mod session;
 pub mod sink;
+pub mod stream;
+pub mod window;
 
 pub use error::{Result, TableError};
 pub use files::{register_file, register_file_with_schema, FileFormat};

@@ -1,5 +1,6 @@
 //! The DataFusion session dlflow runs tables in: DataFusion's defaults plus dlflow's sources
-//! (today the `DATAGEN` table factory).
+//! (the `DATAGEN` table factory), its settings (`SET dlflow.…`, [`ModelSettings`]) and the rule
+//! that runs `predict(...)` calls as [`PredictExec`](crate::inference::PredictExec) operators.
 
 use std::sync::Arc;
 
@@ -7,6 +8,12 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::datagen::{DataGenFactory, DATAGEN_FILE_TYPE};
+use crate::inference::PlanPredictions;
+use crate::options::ModelSettings;
+use crate::stream::{StreamTableFactory, StreamingPlan};
+use crate::window::{window_functions, PlanWindows};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 /// A session with DataFusion's default configuration and dlflow's sources registered.
 ///
@@ -37,13 +44,39 @@ pub fn new_session() -> SessionContext {
 /// assert_eq!(ctx.copied_config().target_partitions(), 2);
 /// ```
 pub fn new_session_with_config(config: SessionConfig) -> SessionContext {
+    let config = if config.options().extensions.get::<ModelSettings>().is_some() {
+        config
+    } else {
+        config.with_option_extension(ModelSettings::default())
+    };
     let state = with_dlflow_sources(
         SessionStateBuilder::new()
             .with_config(config)
             .with_default_features(),
     )
+    .with_physical_optimizer_rules(physical_rules())
     .build();
-    SessionContext::new_with_state(state)
+    let ctx = SessionContext::new_with_state(state);
+    let (windows, bounds) = window_functions();
+    for function in windows {
+        ctx.register_udf(function);
+    }
+    for bound in bounds {
+        ctx.register_udaf(bound);
+    }
+    ctx
+}
+
+/// DataFusion's physical rules with dlflow's: group windows planned before the sanity check
+/// (which refuses an aggregate over a stream), streams kept record-at-a-time, and model calls
+/// lifted into `PredictExec`s last, over the final plan.
+fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let sanity_check = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(sanity_check, Arc::new(StreamingPlan));
+    rules.insert(sanity_check, Arc::new(PlanWindows));
+    rules.push(Arc::new(PlanPredictions));
+    rules
 }
 
 /// Adds dlflow's sources to a session being built, for callers that need their own runtime
@@ -62,5 +95,10 @@ pub fn new_session_with_config(config: SessionConfig) -> SessionContext {
 /// assert!(ctx.state().table_factories().contains_key("DATAGEN"));
 /// ```
 pub fn with_dlflow_sources(builder: SessionStateBuilder) -> SessionStateBuilder {
-    builder.with_table_factory(DATAGEN_FILE_TYPE.to_string(), Arc::new(DataGenFactory))
+    let streams = Arc::new(StreamTableFactory::default());
+    let mut builder = builder.with_table_factory(DATAGEN_FILE_TYPE.to_string(), Arc::new(DataGenFactory));
+    for file_type in ["JSON", "NDJSON", "CSV", "PARQUET", "ARROW"] {
+        builder = builder.with_table_factory(file_type.to_string(), streams.clone());
+    }
+    builder
 }

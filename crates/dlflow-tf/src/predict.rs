@@ -186,6 +186,12 @@ impl Predictor {
         self.outputs.iter().map(|(_, field)| field.clone()).collect()
     }
 
+    /// The column feeding each signature input (an index into the schema the predictor was
+    /// bound to), in the signature's input order.
+    pub fn feeding_columns(&self) -> Vec<usize> {
+        self.inputs.iter().map(|(index, _)| *index).collect()
+    }
+
     /// Rows per TensorFlow run.
     pub fn batch_size(&self) -> usize {
         self.batch_size

@@ -71,9 +71,12 @@ impl Environment {
             return Err(Error::Invalid("empty SQL: expected a query such as SELECT * FROM t".into()));
         };
         for statement in ddl {
-            self.ctx.sql(statement).await?.collect().await?;
+            // Flink's `WATERMARK FOR ts AS ts - INTERVAL ...` column clause, as table options.
+            let statement = dlflow_table::window::rewrite_watermark_clause(statement)?;
+            self.ctx.sql(&statement).await?.collect().await?;
         }
-        Ok(Table::new(self.ctx.sql(last).await?))
+        let last = dlflow_table::window::rewrite_watermark_clause(last)?;
+        Ok(Table::new(self.ctx.sql(&last).await?))
     }
 
     /// Register a file (or a directory of files of one format) as table `name`; the format
@@ -113,7 +116,7 @@ impl Environment {
 
     /// Make `model` callable from SQL as `predict('name', ...)`.
     pub fn register_model(&self, name: impl Into<String>, model: &Model) {
-        self.models.register(name, model.saved_model().clone());
+        self.models.register(name, model.handle().clone());
     }
 
     /// Names of the registered models.

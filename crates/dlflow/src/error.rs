@@ -72,6 +72,7 @@ impl From<TableError> for Error {
     fn from(e: TableError) -> Self {
         match e {
             TableError::DataFusion(inner) => Error::DataFusion(inner),
+            TableError::Tf(inner) => Error::Tf(inner),
             other => Error::Table(other),
         }
     }

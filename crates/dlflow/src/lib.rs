@@ -16,6 +16,7 @@
 //! | [`TfClusterConfig`] | a cluster of Python TensorFlow nodes: workers, ps, entry, properties |
 //! | [`train`], [`inference`], [`Job`] | feed a table to the cluster's workers, epoch by epoch |
 //! | [`Estimator`] | fit a Keras model on feature and label columns, get a [`Model`] back |
+//! | [`pattern`] | "these events in this order within this time", per key, on event time |
 //!
 //! ```no_run
 //! # async fn demo() -> dlflow::Result<()> {
@@ -34,9 +35,11 @@ mod error;
 mod estimator;
 mod job;
 mod model;
+pub mod pattern;
 mod table;
 
 pub use dlflow_table::datagen::{DataGen, Generator};
+pub use dlflow_table::window::{WindowRows, WindowSpec};
 pub use dlflow_tf::{DType, DlType, LoadOptions, PredictOptions, SavedModel, Signature, TensorSpec};
 pub use dlflow_cluster::{NodeName, NodeType, Python, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
 pub use dlflow_engine::{EpochReport, Progress};

@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dlflow_tf::{LoadOptions, PredictOptions, Predictor, SavedModel, Signature};
+use datafusion::execution::session_state::SessionStateBuilder;
+use dlflow_table::inference::ModelHandle;
+use dlflow_table::options::{MicroBatching, ModelSettings};
+use dlflow_tf::{LoadOptions, PredictOptions, SavedModel, Signature};
 
 use crate::error::Result;
 use crate::table::Table;
@@ -12,7 +15,9 @@ use crate::table::Table;
 /// A loaded SavedModel plus how to apply it: signature, input columns, outputs, batch size.
 ///
 /// Load once, use everywhere: clones share the loaded weights, and inference runs
-/// in-process, batched, on every core.
+/// in-process, batched, on every core. A directory of numbered versions (`BASE/1`, `BASE/2`,
+/// …, TensorFlow Serving's layout) is served with hot reload: the newest version that loads
+/// serves, and a newer one replaces it between two batches (outputs gain `model_version`).
 ///
 /// ```no_run
 /// # async fn demo(table: dlflow::Table) -> dlflow::Result<()> {
@@ -26,9 +31,10 @@ use crate::table::Table;
 /// ```
 #[derive(Clone)]
 pub struct Model {
-    model: Arc<SavedModel>,
+    model: ModelHandle,
     options: PredictOptions,
-    concurrency: usize,
+    /// Overrides of the session's model settings (concurrency, micro-batches).
+    settings: Option<ModelSettings>,
     /// What an [`Estimator`](crate::Estimator) recorded with the model, if it made it.
     fitted: Option<FittedWith>,
     /// The folder a freshly fitted model lives in until saved; deleted with the last clone.
@@ -37,7 +43,7 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("dir", &self.model.dir()).field("fitted_with", &self.fitted).finish_non_exhaustive()
+        f.debug_struct("Model").field("model", &self.model).field("fitted_with", &self.fitted).finish_non_exhaustive()
     }
 }
 
@@ -57,14 +63,15 @@ pub struct FittedWith {
 pub(crate) const FITTED_WITH_FILE: &str = "dlflow_estimator.json";
 
 impl Model {
-    /// Load the SavedModel in `dir` (tag `serve`).
+    /// Load the SavedModel in `dir` (tag `serve`), or serve the newest version of a versioned
+    /// base directory with hot reload.
     pub fn load(dir: impl AsRef<Path>) -> Result<Model> {
         Self::load_with(dir, &LoadOptions::default())
     }
 
     /// Load with explicit tags or TensorFlow library.
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
-        let mut model = Self::from_saved_model(Arc::new(SavedModel::load_with(dir.as_ref(), options)?));
+        let mut model = Self::from_handle(ModelHandle::open(dir.as_ref(), options)?);
         model.fitted = read_fitted_with(dir.as_ref())?;
         Ok(model)
     }
@@ -94,7 +101,7 @@ impl Model {
         let io = |what: &str, e: std::io::Error| crate::Error::Invalid(format!("cannot save the model to {}: {what}: {e}", dir.display()));
         std::fs::create_dir_all(parent).map_err(|e| io("creating the parent folder", e))?;
         let staging = tempfile::Builder::new().prefix(".dlflow-model-").tempdir_in(parent).map_err(|e| io("a staging folder", e))?;
-        copy_tree(self.model.dir(), staging.path()).map_err(|e| io("copying", e))?;
+        copy_tree(self.saved_model().dir(), staging.path()).map_err(|e| io("copying", e))?;
         std::fs::rename(staging.path(), dir).map_err(|e| io("renaming into place", e))?;
         std::mem::forget(staging); // renamed: nothing left to delete
         Ok(())
@@ -102,18 +109,27 @@ impl Model {
 
     /// Wrap an already loaded model.
     pub fn from_saved_model(model: Arc<SavedModel>) -> Model {
-        let concurrency = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Model { model, options: PredictOptions::default(), concurrency, fitted: None, _folder: None }
+        Self::from_handle(ModelHandle::Fixed(model))
     }
 
-    /// The loaded SavedModel.
-    pub fn saved_model(&self) -> &Arc<SavedModel> {
+    /// Wrap a model handle (one SavedModel, or a versioned directory served with hot reload).
+    pub fn from_handle(model: ModelHandle) -> Model {
+        Model { model, options: PredictOptions::default(), settings: None, fitted: None, _folder: None }
+    }
+
+    /// The loaded SavedModel (for a versioned model, the version serving now).
+    pub fn saved_model(&self) -> Arc<SavedModel> {
+        self.model.current().0
+    }
+
+    /// The model as queries see it: fixed or versioned.
+    pub fn handle(&self) -> &ModelHandle {
         &self.model
     }
 
     /// The model's signatures ("methods").
-    pub fn signatures(&self) -> &[Signature] {
-        self.model.signatures()
+    pub fn signatures(&self) -> Vec<Signature> {
+        self.saved_model().signatures().to_vec()
     }
 
     /// Apply the signature `name` instead of the default (`serving_default`, `predict`, ...).
@@ -148,8 +164,22 @@ impl Model {
 
     /// Batches predicted at once (default: the number of cores).
     pub fn with_concurrency(mut self, batches: usize) -> Model {
-        self.concurrency = batches.max(1);
+        self.settings_mut().concurrency = batches.max(1);
         self
+    }
+
+    /// On a stream, how records are cut into micro-batches: at most `batching.max_rows` rows,
+    /// and no record waits longer than `batching.max_delay` (defaults in
+    /// [`dlflow_table::options`]).
+    pub fn with_micro_batching(mut self, batching: MicroBatching) -> Model {
+        let settings = self.settings_mut();
+        settings.max_batch_rows = batching.max_rows.max(1);
+        settings.max_batch_delay_ms = batching.max_delay.as_millis() as u64;
+        self
+    }
+
+    fn settings_mut(&mut self) -> &mut ModelSettings {
+        self.settings.get_or_insert_with(ModelSettings::default)
     }
 
     /// The prediction options in force.
@@ -157,14 +187,49 @@ impl Model {
         &self.options
     }
 
-    /// `table` with the model's outputs appended to each row, in the input's row order.
-    /// Columns feed the signature's inputs by name (or [`Model::map_input`]); types and
-    /// shapes are checked here, before any row is read. The result is lazy: it runs, streaming,
-    /// when collected or written.
+    /// `batch` with the model's outputs appended, computed now on this thread (TensorFlow runs in
+    /// `batch_size` chunks): for a window's rows as one batch
+    /// ([`Table::windows`](crate::Table::windows)), or any batch already in memory.
+    ///
+    /// ```no_run
+    /// # fn demo(batch: &arrow::array::RecordBatch) -> dlflow::Result<()> {
+    /// let scored = dlflow::Model::load("models/linear")?.predict_batch(batch)?; // x, y
+    /// # Ok(()) }
+    /// ```
+    pub fn predict_batch(&self, batch: &arrow::array::RecordBatch) -> Result<arrow::array::RecordBatch> {
+        let (model, version) = self.model.current();
+        let predictor = dlflow_tf::Predictor::new(model, &batch.schema(), &self.options)?;
+        let mut fields: Vec<arrow::datatypes::FieldRef> = batch.schema().fields().iter().cloned().collect();
+        let mut columns = batch.columns().to_vec();
+        fields.extend(predictor.output_fields());
+        columns.extend(predictor.predict(batch)?);
+        if let Some(version) = version {
+            fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(dlflow_table::inference::MODEL_VERSION_COLUMN, arrow::datatypes::DataType::Int64, false)));
+            columns.push(std::sync::Arc::new(arrow::array::Int64Array::from_value(version as i64, batch.num_rows())));
+        }
+        Ok(arrow::array::RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns)?)
+    }
+
+    /// `table` with the model's outputs appended to each row (and `model_version` for a
+    /// versioned model). Columns feed the signature's inputs by name (or
+    /// [`Model::map_input`]); types and shapes are checked here, before any row is read. The
+    /// result is lazy: it runs, streaming, when collected or written; rows keep the input's
+    /// order (on a stream: the order within each source partition).
+    ///
+    /// On a stream (an unbounded table) this is flink-tensorflow's "model as a map": the model
+    /// is loaded once, records go through it in micro-batches (see
+    /// [`Model::with_micro_batching`]), with back-pressure when the model is slower than the
+    /// source.
     pub fn transform(&self, table: &Table) -> Result<Table> {
-        let predictor = Predictor::new(self.model.clone(), &table.schema(), &self.options)?;
-        let df = dlflow_table::inference::transform(table.dataframe().clone(), Arc::new(predictor), self.concurrency)?;
-        Ok(Table::new(df))
+        let mut df = table.dataframe().clone();
+        if let Some(settings) = &self.settings {
+            let (state, plan) = df.into_parts();
+            let mut config = state.config().clone();
+            config.options_mut().extensions.insert(settings.clone());
+            df = datafusion::dataframe::DataFrame::new(SessionStateBuilder::new_from_existing(state).with_config(config).build(), plan);
+        }
+        let df = dlflow_table::inference::transform(df, self.model.clone(), self.options.clone())?;
+        Ok(Table::in_order(df))
     }
 }
 

@@ -6,6 +6,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::ExecutionPlanProperties;
+use futures::TryStreamExt;
+use std::sync::Arc;
 
 use crate::error::Result;
 
@@ -21,12 +24,22 @@ use crate::error::Result;
 #[derive(Clone)]
 pub struct Table {
     df: DataFrame,
+    /// Read partitions in order (a bounded source's row order) rather than merged as they come.
+    in_order: bool,
 }
 
 impl Table {
     /// Wrap a DataFusion `DataFrame`.
     pub fn new(df: DataFrame) -> Table {
-        Table { df }
+        Table { df, in_order: false }
+    }
+
+    /// Wrap a DataFusion `DataFrame` whose rows should come out in the order of its bounded
+    /// source (partition 0 first, then 1, …; each read ahead on its own task, see
+    /// [`dlflow_table::ordered`]). On an unbounded source partitions are merged as records come,
+    /// each partition in order.
+    pub fn in_order(df: DataFrame) -> Table {
+        Table { df, in_order: true }
     }
 
     /// The Arrow schema.
@@ -52,12 +65,47 @@ impl Table {
 
     /// Run the query and gather every batch in memory.
     pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
-        Ok(self.df.clone().collect().await?)
+        Ok(self.stream().await?.try_collect().await?)
     }
 
     /// Run the query as a stream of batches.
     pub async fn stream(&self) -> Result<SendableRecordBatchStream> {
-        Ok(self.df.clone().execute_stream().await?)
+        if !self.in_order {
+            return Ok(self.df.clone().execute_stream().await?);
+        }
+        let context = Arc::new(self.df.task_ctx());
+        let plan = self.df.clone().create_physical_plan().await?;
+        if plan.boundedness().is_unbounded() {
+            return Ok(datafusion::physical_plan::execute_stream(plan, context)?);
+        }
+        Ok(dlflow_table::ordered::execute_in_order(plan, context, dlflow_table::ordered::DEFAULT_LOOKAHEAD)?)
+    }
+
+    /// The rows of each window of event-time column `time` (and `keys`), one batch per window
+    /// and key, as windows fire: when the watermark declared on `time` passes their end (on a
+    /// bounded table, all at its end). Feed them to a model with [`Model::predict_batch`](crate::Model::predict_batch).
+    ///
+    /// ```no_run
+    /// # async fn demo(events: dlflow::Table) -> dlflow::Result<()> {
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use dlflow::WindowSpec;
+    /// let model = dlflow::Model::load("models/linear")?;
+    /// let mut windows = events.windows(WindowSpec::tumble(Duration::from_secs(60)), "ts", &["door"]).await?;
+    /// while let Some(window) = windows.next().await {
+    ///     let scored = model.predict_batch(&window?.rows)?; // the window's rows, scored as one batch
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn windows(&self, spec: dlflow_table::window::WindowSpec, time: &str, keys: &[&str]) -> Result<futures::stream::BoxStream<'static, Result<dlflow_table::window::WindowRows>>> {
+        use futures::StreamExt;
+        let windows = dlflow_table::window::window_rows(self.df.clone(), spec, time, keys).await?;
+        Ok(windows.map(|w| w.map_err(crate::Error::from)).boxed())
+    }
+
+    /// Whether the table is a stream: its source never ends.
+    pub async fn is_unbounded(&self) -> Result<bool> {
+        Ok(self.df.clone().create_physical_plan().await?.boundedness().is_unbounded())
     }
 
     /// Number of rows.
@@ -67,7 +115,20 @@ impl Table {
 
     /// The first `rows` rows as a text table, vectors abbreviated.
     pub async fn show(&self, rows: usize) -> Result<String> {
-        let batches = self.df.clone().limit(0, Some(rows))?.collect().await?;
+        let batches = if self.in_order {
+            // A LIMIT would merge the partitions first; read in order and stop after `rows`.
+            let mut stream = self.stream().await?;
+            let (mut batches, mut kept) = (Vec::new(), 0);
+            while kept < rows {
+                let Some(batch) = stream.try_next().await? else { break };
+                let take = batch.num_rows().min(rows - kept);
+                batches.push(batch.slice(0, take));
+                kept += take;
+            }
+            batches
+        } else {
+            self.df.clone().limit(0, Some(rows))?.collect().await?
+        };
         Ok(dlflow_table::format_table(&batches, rows))
     }
 

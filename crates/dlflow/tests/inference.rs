@@ -188,3 +188,80 @@ async fn vector_columns_from_datagen_feed_the_mlp() {
     assert_eq!(logits.data_type(), &DataType::FixedSizeList(Arc::new(datafusion::arrow::datatypes::Field::new("item", DataType::Float32, false)), 10));
     assert_eq!(logits.null_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_predict_operator_with_its_model_signature_and_batch_size() {
+    let env = Environment::new();
+    env.register_model("linear", &linear());
+    let table = points(&env, 1000, 2);
+    env.context().register_table("p", table.dataframe().clone().into_view()).expect("register");
+    let plan = env.sql("EXPLAIN SELECT id, predict('linear', x) AS y FROM p WHERE predict('linear', x) > 2").await.expect("explain");
+    let text = dlflow::layers::dlflow_table::format_table(&plan.collect().await.expect("collect"), 100);
+    let line = text.lines().find(|l| l.contains("PredictExec")).unwrap_or_else(|| panic!("no PredictExec in\n{text}"));
+    assert!(line.contains("signature=serving_default") && line.contains("batch_size=1024"), "{line}");
+    assert!(line.contains(&common::model("linear").display().to_string()), "{line}");
+    // The same call in the projection and the filter runs once, in one operator.
+    assert_eq!(text.matches("PredictExec").count(), 1, "{text}");
+    // And the query gives what the model computes.
+    let rows = env.sql("SELECT id, predict('linear', x) AS y FROM p WHERE predict('linear', x) > 2").await.expect("sql").collect().await.expect("run");
+    let ys = f32_values(&rows, "y");
+    assert!(!ys.is_empty() && ys.iter().all(|y| *y > 2.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_over_an_unbounded_table_maps_records_as_they_arrive() {
+    use futures::StreamExt;
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let env = Environment::new();
+    let records = env
+        .sql(&format!("CREATE UNBOUNDED EXTERNAL TABLE r (x FLOAT, id BIGINT) STORED AS JSON LOCATION 'tcp://127.0.0.1:{port}'; SELECT * FROM r"))
+        .await
+        .expect("stream table");
+    assert!(records.is_unbounded().await.expect("plan"));
+    let mut predicted = linear().transform(&records).expect("transform").stream().await.expect("stream");
+    let (mut peer, _) = tokio::task::spawn_blocking(move || listener.accept()).await.expect("join").expect("accept");
+    writeln!(peer, "{{\"x\": 1.5, \"id\": 7}}").expect("send");
+    // The connection stays open: the result comes anyway, as soon as the record is read.
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(30), predicted.next()).await.expect("a result in time").expect("a batch").expect("ok");
+    assert_eq!(i64_values(&[batch.clone()], "id"), vec![7]);
+    assert_eq!(f32_values(&[batch], "y"), vec![4.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_s_rows_go_to_a_model_as_one_batch_with_the_table_path_s_outputs() {
+    use datafusion::arrow::array::{Float32Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use futures::StreamExt;
+    let env = Environment::new();
+    let n = 500i64;
+    let batch = RecordBatch::try_from_iter([
+        ("ts", Arc::new(TimestampMillisecondArray::from_iter_values((0..n).map(|i| i * 37 % 5000))) as Arc<dyn Array>),
+        ("door", Arc::new(StringArray::from_iter_values((0..n).map(|i| if i % 3 == 0 { "front" } else { "back" })))),
+        ("id", Arc::new(Int64Array::from_iter_values(0..n))),
+        ("x", Arc::new(Float32Array::from_iter_values((0..n).map(|i| i as f32 / n as f32)))),
+    ])
+    .expect("batch");
+    let table = env.from_batches(vec![batch]).expect("table");
+    let model = linear();
+    let by_table: std::collections::HashMap<i64, f32> = {
+        let rows = model.transform(&table).expect("transform").collect().await.expect("collect");
+        i64_values(&rows, "id").into_iter().zip(f32_values(&rows, "y")).collect()
+    };
+    let mut windows = table.windows(dlflow::WindowSpec::tumble(std::time::Duration::from_secs(1)), "ts", &["door"]).await.expect("windows");
+    let (mut seen, mut count) = (0, 0);
+    while let Some(window) = windows.next().await {
+        let window = window.expect("window");
+        assert!(window.end - window.start == 1_000_000_000);
+        let scored = model.predict_batch(&window.rows).expect("predict a window");
+        let doors: std::collections::BTreeSet<String> = scored.column_by_name("door").expect("door").as_string::<i32>().iter().flatten().map(String::from).collect();
+        assert_eq!(doors.len(), 1, "one key per window");
+        for (id, y) in i64_values(&[scored.clone()], "id").into_iter().zip(f32_values(&[scored], "y")) {
+            assert_eq!(by_table[&id], y, "row {id}");
+            seen += 1;
+        }
+        count += 1;
+    }
+    assert_eq!(seen, n, "every row in exactly one tumbling window");
+    assert_eq!(count, 10, "5 seconds x 2 doors");
+}

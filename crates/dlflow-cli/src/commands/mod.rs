@@ -9,6 +9,9 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
+use dlflow::layers::dlflow_table::stream::{write_to_sink, StreamSink};
+use dlflow::layers::dlflow_table::inference::ModelHandle;
+use dlflow::layers::dlflow_table::FileFormat;
 use dlflow::{Environment, Model, Table};
 use futures::StreamExt;
 
@@ -33,15 +36,76 @@ pub fn load_models(env: &Environment, models: &[(String, PathBuf)]) -> dlflow::R
         .iter()
         .map(|(name, dir)| {
             let model = Model::load(dir)?;
+            if let ModelHandle::Versioned(versions) = model.handle() {
+                let (version, _) = versions.current();
+                eprintln!("serving model version {version} of {} (watching for newer versions)", dir.display());
+                versions.on_event(std::sync::Arc::new(|event| eprintln!("{event}")));
+            }
             env.register_model(name.clone(), &model);
             Ok(model)
         })
         .collect()
 }
 
-/// Write `table` to `output` with a progress bar, or, without an output, run it to the end,
-/// print its first `show` rows; either way print a summary line.
-pub async fn deliver(table: &Table, output: Option<&Path>, show: usize, what: &str) -> dlflow::Result<()> {
+/// Where and how results go: `--output` and the options of stream sinks.
+#[derive(clap::Args, Debug, Default)]
+pub struct OutputArgs {
+    /// Output: a file (format from the extension); `-` for NDJSON on standard output (one line
+    /// per row, flushed per micro-batch); a directory (existing, or ending in `/`) of rolling
+    /// files; tcp://HOST:PORT; kafka://BROKER/TOPIC. Without it, the first rows are printed (a
+    /// stream goes to standard output).
+    #[arg(long)]
+    output: Option<String>,
+    /// Rows to print when there is no --output.
+    #[arg(long, default_value_t = 10)]
+    show: usize,
+    /// Format of the files of a directory output: json, csv, parquet or arrow.
+    #[arg(long, value_parser = parse_file_format)]
+    output_format: Option<FileFormat>,
+    /// Rows per file of a directory output.
+    #[arg(long, default_value_t = dlflow::layers::dlflow_table::stream::DEFAULT_ROLL_ROWS)]
+    roll_rows: u64,
+    /// Seconds a file of a directory output stays open at most.
+    #[arg(long, default_value_t = dlflow::layers::dlflow_table::stream::DEFAULT_ROLL_INTERVAL.as_secs())]
+    roll_seconds: u64,
+}
+
+fn parse_file_format(value: &str) -> Result<FileFormat, String> {
+    FileFormat::from_path(Path::new(&format!("x.{value}"))).map_err(|_| format!("`{value}`: expected json, csv, parquet or arrow"))
+}
+
+/// Write `table` where `output` says, with a progress line, then print a summary: a file, a
+/// stream sink, or (without an output) the first rows of a bounded table.
+pub async fn deliver(table: &Table, output: &OutputArgs, what: &str) -> dlflow::Result<()> {
+    let unbounded = table.is_unbounded().await?;
+    let sink = match output.output.as_deref() {
+        Some(target) => StreamSink::parse(target, output.output_format)?,
+        None if unbounded => Some(StreamSink::Stdout),
+        None => None,
+    };
+    if let Some(mut sink) = sink {
+        if let StreamSink::Directory { roll_rows, roll_interval, .. } = &mut sink {
+            *roll_rows = output.roll_rows.max(1);
+            *roll_interval = std::time::Duration::from_secs(output.roll_seconds.max(1));
+        }
+        let mut progress = if unbounded { RowProgress::start_stream(what) } else { RowProgress::start(what) };
+        let result = write_to_sink(table.stream().await?, &sink, |batch| progress.add(batch.num_rows())).await;
+        let summary = progress.finish();
+        result?;
+        eprintln!("{what}: {summary}");
+        return Ok(());
+    }
+    if unbounded {
+        return Err(dlflow::Error::Invalid(
+            "the input is a stream with no end: write it to -, a directory (DIR/), tcp://HOST:PORT or kafka://BROKER/TOPIC, not to one file".into(),
+        ));
+    }
+    deliver_bounded(table, output.output.as_deref().map(Path::new), output.show, what).await
+}
+
+/// Write a bounded `table` to `output` with a progress bar, or, without an output, run it to
+/// the end, print its first `show` rows; either way print a summary line.
+async fn deliver_bounded(table: &Table, output: Option<&Path>, show: usize, what: &str) -> dlflow::Result<()> {
     let mut progress = RowProgress::start(what);
     match output {
         Some(path) => {

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use clap::Args;
 use dlflow::Environment;
 
-use super::{deliver, load_models, parse_named_model};
+use super::{deliver, load_models, parse_named_model, OutputArgs};
 
 /// Arguments of `dlflow sql`.
 #[derive(Args)]
 pub struct SqlArgs {
     /// `;`-separated statements; the last one is the query whose rows are shown or written.
+    /// Streams are tables too: `CREATE UNBOUNDED EXTERNAL TABLE t (...) STORED AS JSON LOCATION
+    /// '-' | 'tcp://HOST:PORT' | 'kafka://BROKER/TOPIC' | 'DIR'`; a query over one writes a line
+    /// per result row as soon as it exists.
     query: String,
     /// A model callable as predict('NAME', ...) (repeatable): NAME=DIR or DIR.
     #[arg(long = "model", value_parser = parse_named_model)]
@@ -18,12 +21,8 @@ pub struct SqlArgs {
     /// A file registered as a table (repeatable): NAME=FILE.
     #[arg(long = "table", value_parser = parse_named_model)]
     tables: Vec<(String, PathBuf)>,
-    /// Output file (format from the extension); without it the first rows are printed.
-    #[arg(long)]
-    output: Option<PathBuf>,
-    /// Rows to print when there is no --output.
-    #[arg(long, default_value_t = 10)]
-    show: usize,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl SqlArgs {
@@ -35,6 +34,6 @@ impl SqlArgs {
             env.register_file(name, path).await?;
         }
         let table = env.sql(&self.query).await?;
-        deliver(&table, self.output.as_deref(), self.show, "query").await
+        deliver(&table, &self.output, "query").await
     }
 }

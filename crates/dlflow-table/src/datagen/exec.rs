@@ -32,7 +32,23 @@ pub(crate) struct DataGenExec {
     projection: Vec<usize>,
     rows: u64,
     batch_size: usize,
+    pacing: Pacing,
     properties: Arc<PlanProperties>,
+}
+
+/// How fast a datagen table produces rows, and whether it ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Pacing {
+    /// No end (a stream).
+    pub(crate) unbounded: bool,
+    /// Rows per second at most.
+    pub(crate) rows_per_second: Option<f64>,
+}
+
+impl Pacing {
+    pub(crate) fn is_paced(&self) -> bool {
+        self.unbounded || self.rows_per_second.is_some()
+    }
 }
 
 impl DataGenExec {
@@ -45,14 +61,21 @@ impl DataGenExec {
         rows: u64,
         batch_size: usize,
         max_partitions: usize,
+        pacing: Pacing,
     ) -> Self {
+        // At a set rate, batches are small (about 100 a second) so rows come out evenly.
+        let batch_size = match pacing.rows_per_second {
+            Some(rate) => ((rate / 100.0) as usize).clamp(1, batch_size.max(1)),
+            None => batch_size,
+        };
         let batches = rows.div_ceil(batch_size.max(1) as u64);
         let partitions = (max_partitions as u64).min(batches).max(1) as usize;
+        let boundedness = if pacing.unbounded { Boundedness::Unbounded { requires_infinite_memory: false } } else { Boundedness::Bounded };
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
-            Boundedness::Bounded,
+            boundedness,
         )
         .with_scheduling_type(SchedulingType::Cooperative);
         Self {
@@ -60,6 +83,7 @@ impl DataGenExec {
             projection,
             rows,
             batch_size,
+            pacing,
             properties: Arc::new(properties),
         }
     }
@@ -83,14 +107,14 @@ impl DisplayAs for DataGenExec {
             .map(|i| self.columns[*i].name.as_str())
             .collect();
         match t {
-            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
-                f,
-                "DataGenExec: rows={}, batch_size={}, partitions={}, columns=[{}]",
-                self.rows,
-                self.batch_size,
-                self.partition_count(),
-                names.join(", ")
-            ),
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                let rows = if self.pacing.unbounded { "unbounded".to_string() } else { self.rows.to_string() };
+                write!(f, "DataGenExec: rows={rows}, batch_size={}, partitions={}, columns=[{}]", self.batch_size, self.partition_count(), names.join(", "))?;
+                match self.pacing.rows_per_second {
+                    Some(rate) => write!(f, ", rows_per_second={rate}"),
+                    None => Ok(()),
+                }
+            }
             DisplayFormatType::TreeRender => write!(f, "rows={}", self.rows),
         }
     }
@@ -155,11 +179,21 @@ impl ExecutionPlan for DataGenExec {
             end: self.partition_start(partition + 1),
             batch_size: self.batch_size as u64,
         };
-        let stream = futures::stream::iter(batches.map(|b| b.map_err(DataFusionError::from)));
-        Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
-            self.schema(),
-            stream,
-        ))))
+        let batches = batches.map(|b| b.map_err(DataFusionError::from));
+        let Some(rate) = self.pacing.rows_per_second else {
+            let stream = futures::stream::iter(batches);
+            return Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(self.schema(), stream))));
+        };
+        // Batch k leaves when its first row is due: start + rows before it / rate.
+        let started = tokio::time::Instant::now();
+        let paced = futures::stream::unfold((batches, 0u64), move |(mut batches, sent)| async move {
+            let batch = batches.next()?;
+            tokio::time::sleep_until(started + std::time::Duration::from_secs_f64(sent as f64 / rate)).await;
+            let rows = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+            Some((batch, (batches, sent + rows)))
+        });
+        // A paced table is a stream source: Ctrl-C in the CLI ends it gracefully.
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), crate::stream::stop::until_stopped(Box::pin(paced)))))
     }
 }
 

@@ -22,8 +22,9 @@ use crate::error::{Result, TableError};
 /// The `STORED AS` name datagen tables are registered under.
 pub const DATAGEN_FILE_TYPE: &str = "DATAGEN";
 
-/// Rows of a DDL datagen table without `'number-of-rows'`. Flink's connector is unbounded in
-/// that case; dlflow's datagen tables are always bounded, so a small table is the safe guess.
+/// Rows of a bounded DDL datagen table without `'number-of-rows'`. Flink's connector is unbounded
+/// in that case; dlflow makes a stream only when the DDL says `UNBOUNDED`, so a small table is the
+/// safe guess.
 pub const DEFAULT_DDL_ROWS: u64 = 1000;
 
 /// Length of random strings without `'fields.<col>.length'`.
@@ -36,7 +37,8 @@ pub const DEFAULT_STRING_LENGTH: usize = 10;
 ///
 /// | option | default | meaning |
 /// |---|---|---|
-/// | `'number-of-rows'` | 1000 | rows in the table |
+/// | `'number-of-rows'` | 1000 | rows in the table (none with `CREATE UNBOUNDED`: a stream with no end) |
+/// | `'rows-per-second'` | unlimited | Flink's rate limit: rows per second at most |
 /// | `'seed'` | 0 | seed of all columns |
 /// | `'fields.<col>.kind'` | `random` | `random` or `sequence` (integer columns) |
 /// | `'fields.<col>.min'`, `'fields.<col>.max'` | 0 and 1 for FLOAT/DOUBLE, the type's range for INT/BIGINT | bounds of random numbers, inclusive |
@@ -84,19 +86,13 @@ impl TableProviderFactory for DataGenFactory {
 
 /// Rejects DDL clauses datagen cannot honour, rather than silently ignoring them.
 fn datagen_from_ddl(cmd: &CreateExternalTable) -> Result<DataGen> {
-    if cmd.unbounded {
-        return Err(TableError::invalid_option(
-            "UNBOUNDED",
-            "datagen tables are bounded (see 'number-of-rows'); remove UNBOUNDED",
-        ));
-    }
     if !cmd.table_partition_cols.is_empty() {
         return Err(TableError::invalid_option(
             "PARTITIONED BY",
             "datagen tables have no partition columns; remove PARTITIONED BY",
         ));
     }
-    datagen_from_options(cmd.schema.as_arrow(), &cmd.options)
+    datagen_from_options(cmd.schema.as_arrow(), &cmd.options, cmd.unbounded)
 }
 
 /// Column settings collected from `fields.<col>.<property>` options.
@@ -113,8 +109,10 @@ struct FieldOptions<'a> {
 pub(crate) fn datagen_from_options(
     schema: &Schema,
     options: &HashMap<String, String>,
+    unbounded: bool,
 ) -> Result<DataGen> {
-    let mut rows = DEFAULT_DDL_ROWS;
+    let mut rows = None;
+    let mut rate = None;
     let mut seed = 0;
     let mut fields: Vec<FieldOptions<'_>> = schema
         .fields()
@@ -127,7 +125,8 @@ pub(crate) fn datagen_from_options(
     for (key, value) in entries {
         let key = key.strip_prefix("format.").unwrap_or(key);
         match key {
-            "number-of-rows" => rows = parse(key, value, "a non-negative integer")?,
+            "number-of-rows" => rows = Some(parse(key, value, "a non-negative integer")?),
+            "rows-per-second" => rate = Some(parse::<f64>(key, value, "a positive number of rows")?),
             "seed" => seed = parse(key, value, "a non-negative integer")?,
             _ => {
                 let (index, property) = field_option(schema, key)?;
@@ -148,7 +147,20 @@ pub(crate) fn datagen_from_options(
             }
         }
     }
-    let mut datagen = DataGen::new(rows).seed(seed);
+    let mut datagen = match (unbounded, rows) {
+        (false, rows) => DataGen::new(rows.unwrap_or(DEFAULT_DDL_ROWS)),
+        (true, None) => DataGen::unbounded(),
+        (true, Some(_)) => {
+            return Err(TableError::invalid_option(
+                "number-of-rows",
+                "an UNBOUNDED datagen table has no row limit; remove 'number-of-rows' or UNBOUNDED",
+            ));
+        }
+    }
+    .seed(seed);
+    if let Some(rate) = rate {
+        datagen = datagen.rows_per_second(rate);
+    }
     for (field, options) in schema.fields().iter().zip(&fields) {
         datagen = datagen.column(field.name(), generator_for(field, options)?);
     }
@@ -164,7 +176,7 @@ fn field_option<'k>(schema: &Schema, key: &'k str) -> Result<(usize, &'k str)> {
     else {
         return Err(TableError::invalid_option(
             key,
-            "unknown option; expected number-of-rows, seed or fields.<column>.<kind|min|max|start|length>",
+            "unknown option; expected number-of-rows, rows-per-second, seed or fields.<column>.<kind|min|max|start|length>",
         ));
     };
     let matches: Vec<usize> = schema

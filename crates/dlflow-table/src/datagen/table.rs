@@ -10,7 +10,7 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::exec::DataGenExec;
+use super::exec::{DataGenExec, Pacing};
 use super::generator::Generator;
 use super::random::ColumnRandom;
 use crate::error::{Result, TableError};
@@ -43,6 +43,10 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 #[derive(Debug, Clone)]
 pub struct DataGen {
     rows: u64,
+    /// No end: a stream (`rows` is then the largest row index plus one).
+    unbounded: bool,
+    /// Rows generated per second at most (Flink's `rows-per-second`); as fast as read if `None`.
+    rows_per_second: Option<f64>,
     seed: u64,
     batch_size: usize,
     partitions: Option<usize>,
@@ -63,11 +67,35 @@ impl DataGen {
     pub fn new(rows: u64) -> Self {
         Self {
             rows,
+            unbounded: false,
+            rows_per_second: None,
             seed: 0,
             batch_size: DEFAULT_BATCH_SIZE,
             partitions: None,
             columns: Vec::new(),
         }
+    }
+
+    /// An unbounded (streaming) table with no row limit, like Flink's datagen without
+    /// `number-of-rows`; usually paced with [`DataGen::rows_per_second`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use dlflow_table::datagen::{DataGen, Generator};
+    /// let table = DataGen::unbounded().rows_per_second(1000.0).column("x", Generator::uniform(0.0, 1.0)).build()?;
+    /// assert!(table.is_unbounded());
+    /// # Ok::<(), dlflow_table::TableError>(())
+    /// ```
+    pub fn unbounded() -> Self {
+        Self { unbounded: true, ..Self::new(i64::MAX as u64) }
+    }
+
+    /// Generate at most `rows` rows per second (Flink's `rows-per-second`), in small batches
+    /// spread evenly over each second.
+    pub fn rows_per_second(mut self, rows: f64) -> Self {
+        self.rows_per_second = Some(rows);
+        self
     }
 
     /// The seed all columns derive their values from.
@@ -154,6 +182,11 @@ impl DataGen {
                 "expected at least 1 row per batch",
             ));
         }
+        if let Some(rate) = self.rows_per_second {
+            if !(rate > 0.0 && rate.is_finite()) {
+                return Err(TableError::invalid_option("rows-per-second", format!("{rate}: expected a positive number")));
+            }
+        }
         if self.partitions == Some(0) {
             return Err(TableError::invalid_option(
                 "partitions",
@@ -189,6 +222,8 @@ impl DataGen {
             schema,
             columns: Arc::new(columns),
             rows: self.rows,
+            unbounded: self.unbounded,
+            rows_per_second: self.rows_per_second,
             batch_size: self.batch_size,
             partitions: self.partitions,
         })
@@ -231,6 +266,8 @@ pub struct DataGenTable {
     schema: SchemaRef,
     columns: Arc<Vec<GeneratedColumn>>,
     rows: u64,
+    unbounded: bool,
+    rows_per_second: Option<f64>,
     batch_size: usize,
     partitions: Option<usize>,
 }
@@ -248,6 +285,11 @@ impl DataGenTable {
     /// ```
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Whether the table is a stream with no end.
+    pub fn is_unbounded(&self) -> bool {
+        self.unbounded
     }
 
     /// The table's Arrow schema (all columns non-nullable).
@@ -296,6 +338,9 @@ impl TableProvider for DataGenTable {
         let max_partitions = self
             .partitions
             .unwrap_or_else(|| state.config().target_partitions());
+        let pacing = Pacing { unbounded: self.unbounded, rows_per_second: self.rows_per_second };
+        // A paced or endless table is one partition: its rate is the table's rate.
+        let max_partitions = if pacing.is_paced() { 1 } else { max_partitions };
         Ok(Arc::new(DataGenExec::new(
             schema,
             Arc::clone(&self.columns),
@@ -303,6 +348,7 @@ impl TableProvider for DataGenTable {
             rows,
             self.batch_size,
             max_partitions,
+            pacing,
         )))
     }
 }

@@ -1,16 +1,22 @@
-//! The `predict` scalar function.
+//! The `predict` scalar function: how a model call is named in SQL and planned.
+//!
+//! The function itself only types the call; running it is [`PredictExec`](super::PredictExec)'s
+//! job: the [`PlanPredictions`](super::PlanPredictions) rule lifts every `predict(...)` out of
+//! projections and filters into that operator. Calls the rule cannot lift (inside an aggregate's
+//! arguments, a join condition) run inline, batch by batch, with the same [`ModelCall`].
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
-use dlflow_tf::{PredictOptions, Predictor, SavedModel};
+use dlflow_tf::PredictOptions;
 
-use super::{tf_error, ModelRegistry};
+use super::call::ModelCall;
+use super::{ModelHandle, ModelRegistry};
 
 /// `predict(model, input...)`: run a SavedModel signature over columns.
 ///
@@ -22,8 +28,9 @@ use super::{tf_error, ModelRegistry};
 /// - [`PredictFunction::bound`]: one model and [`PredictOptions`] fixed in advance; every
 ///   argument feeds an input. `Model::transform` builds on this.
 ///
-/// A signature with one output returns that output's column; with several, a struct with one
-/// field per output. Types and shapes are checked when the query is planned.
+/// A signature with one output returns that output's column; with several (or a versioned
+/// model, which adds `model_version`), a struct with one field per output. Types and shapes are
+/// checked when the query is planned.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -45,16 +52,7 @@ pub struct PredictFunction {
 #[derive(Debug)]
 enum Source {
     Registry(Arc<ModelRegistry>),
-    Bound { name: String, model: BoundModel, options: PredictOptions },
-}
-
-/// A model held by a bound function (SavedModel is not `Debug`).
-struct BoundModel(Arc<SavedModel>);
-
-impl std::fmt::Debug for BoundModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SavedModel({})", self.0.dir().display())
-    }
+    Bound { name: String, model: ModelHandle, options: PredictOptions },
 }
 
 impl PredictFunction {
@@ -64,26 +62,33 @@ impl PredictFunction {
     }
 
     /// A function named `name` running `model` with `options`; all arguments are inputs.
-    pub fn bound(name: impl Into<String>, model: Arc<SavedModel>, options: PredictOptions) -> PredictFunction {
+    pub fn bound(name: impl Into<String>, model: impl Into<ModelHandle>, options: PredictOptions) -> PredictFunction {
         PredictFunction {
-            source: Source::Bound { name: name.into(), model: BoundModel(model), options },
+            source: Source::Bound { name: name.into(), model: model.into(), options },
             signature: Signature::variadic_any(Volatility::Immutable),
         }
     }
 
-    /// The predictor for a call whose arguments have `fields` (and, for the SQL form, a
-    /// first argument `model_arg`).
-    fn predictor(&self, model_arg: Option<&ScalarValue>, input_fields: &[FieldRef]) -> Result<Predictor> {
-        let schema = Schema::new(input_fields.to_vec());
+    /// How many leading arguments are not model inputs (the SQL form's model name).
+    pub(crate) fn first_input(&self) -> usize {
+        match self.source {
+            Source::Registry(_) => 1,
+            Source::Bound { .. } => 0,
+        }
+    }
+
+    /// The call this function makes for arguments of `input_fields` (and, for the SQL form,
+    /// the first argument `model_arg`).
+    pub(crate) fn call(&self, model_arg: Option<&ScalarValue>, input_fields: &[FieldRef]) -> Result<ModelCall> {
         let (model, options) = match &self.source {
-            Source::Bound { model, options, .. } => (model.0.clone(), options.clone()),
+            Source::Bound { model, options, .. } => (model.clone(), options.clone()),
             Source::Registry(registry) => {
                 let spec = match model_arg {
                     Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => s.as_str(),
                     _ => {
                         return Err(DataFusionError::Plan(
                             "predict: the first argument must be a string literal naming a model, e.g. predict('linear', x)".into(),
-                        ))
+                        ));
                     }
                 };
                 let (name, signature) = match spec.split_once(':') {
@@ -93,22 +98,7 @@ impl PredictFunction {
                 (registry.get(name)?, PredictOptions { signature, ..PredictOptions::default() })
             }
         };
-        Predictor::positional(model, &schema, &options).map_err(tf_error)
-    }
-
-    fn input_range(&self) -> usize {
-        match self.source {
-            Source::Registry(_) => 1,
-            Source::Bound { .. } => 0,
-        }
-    }
-}
-
-/// What one call returns: the single output, or a struct of all of them.
-fn return_type(outputs: &[FieldRef]) -> DataType {
-    match outputs {
-        [single] => single.data_type().clone(),
-        many => DataType::Struct(Fields::from(many.to_vec())),
+        ModelCall::plan(model, options, input_fields.to_vec())
     }
 }
 
@@ -129,35 +119,28 @@ impl ScalarUDFImpl for PredictFunction {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
-        let first = self.input_range();
+        let first = self.first_input();
         if args.arg_fields.len() < first {
             return Err(DataFusionError::Plan("predict: expected predict('model', input...)".into()));
         }
         let model_arg = args.scalar_arguments.first().copied().flatten();
-        let predictor = self.predictor(model_arg, &args.arg_fields[first..])?;
-        Ok(Arc::new(Field::new(self.name(), return_type(&predictor.output_fields()), false)))
+        let call = self.call(model_arg, &args.arg_fields[first..])?;
+        Ok(Arc::new(Field::new(self.name(), call.output_type(), false)))
     }
 
+    /// The inline path, for calls [`PlanPredictions`](super::PlanPredictions) did not lift into
+    /// a `PredictExec`.
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let first = self.input_range();
+        let first = self.first_input();
         let model_arg = match args.args.first() {
             Some(ColumnarValue::Scalar(value)) if first == 1 => Some(value.clone()),
             _ => None,
         };
-        let predictor = self.predictor(model_arg.as_ref(), &args.arg_fields[first..])?;
-        let columns = args.args[first..]
-            .iter()
-            .map(|value| value.clone().into_array(args.number_rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let call = self.call(model_arg.as_ref(), &args.arg_fields[first..])?;
+        let columns = args.args[first..].iter().map(|value| value.clone().into_array(args.number_rows)).collect::<Result<Vec<ArrayRef>>>()?;
         let schema = Arc::new(Schema::new(args.arg_fields[first..].to_vec()));
         let batch = RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(args.number_rows)))?;
-        let mut outputs = predictor.predict(&batch).map_err(tf_error)?;
-        let fields = predictor.output_fields();
-        Ok(ColumnarValue::Array(if outputs.len() == 1 {
-            outputs.remove(0)
-        } else {
-            Arc::new(StructArray::try_new(Fields::from(fields), outputs, None)?)
-        }))
+        Ok(ColumnarValue::Array(call.run(&batch)?))
     }
 }
 
@@ -165,7 +148,7 @@ impl PartialEq for PredictFunction {
     fn eq(&self, other: &Self) -> bool {
         match (&self.source, &other.source) {
             (Source::Registry(a), Source::Registry(b)) => Arc::ptr_eq(a, b),
-            (Source::Bound { name: a, model: ma, .. }, Source::Bound { name: b, model: mb, .. }) => a == b && Arc::ptr_eq(&ma.0, &mb.0),
+            (Source::Bound { name: a, model: ma, .. }, Source::Bound { name: b, model: mb, .. }) => a == b && ma.same(mb),
             _ => false,
         }
     }

@@ -1,108 +1,59 @@
 //! `transform`: a table with a model's outputs appended to every row.
 //!
-//! Built as a DataFusion streaming table over the input query, so the result is an ordinary
-//! table that SQL, sinks and further transforms can take. Rows keep their input order: the
-//! input runs as one ordered stream, and batches go through the model on a pool of blocking
-//! threads, several at once, and come out in the order they went in. Memory stays bounded
-//! by `concurrency` batches in flight.
+//! The result is an ordinary lazy table: a projection of the input plus a bound `predict`
+//! call, which the [`PlanPredictions`](super::PlanPredictions) rule turns into a
+//! [`PredictExec`](super::PredictExec) over the input's partitions. Reading its partitions in
+//! order ([`crate::ordered::execute_in_order`]) gives the rows in input order.
 
-use std::fmt;
-use std::sync::Arc;
-
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::streaming::StreamingTable;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::prelude::SessionContext;
-use dlflow_tf::Predictor;
-use futures::{StreamExt, TryStreamExt};
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::logical_expr::{ident, Expr, ScalarUDF};
+use dlflow_tf::{PredictOptions, Predictor};
 
-use super::tf_error;
+use super::call::MODEL_VERSION_COLUMN;
+use super::{tf_error, ModelHandle, PredictFunction};
 
-/// Append `predictor`'s outputs to every row of `input`, keeping row order.
-///
-/// `concurrency` batches are predicted at once (at least 1); the number of cores is a good
-/// value. An output whose name is already a column of `input` is an error, not a silent
+/// `input` with `model`'s outputs appended to every row: one column per output (and
+/// `model_version` for a versioned model). Input columns feed the signature's inputs by name, or
+/// as [`PredictOptions::map_input`] says; types and shapes are checked now, before any row is
+/// read. An output whose name is already a column of `input` is an error, not a silent
 /// replacement.
-pub fn transform(input: DataFrame, predictor: Arc<Predictor>, concurrency: usize) -> Result<DataFrame> {
-    let input_schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
-    let mut fields: Vec<_> = input_schema.fields().iter().cloned().collect();
-    for output in predictor.output_fields() {
-        if input_schema.field_with_name(output.name()).is_ok() {
+///
+/// ```no_run
+/// use dlflow_table::inference::{transform, ModelHandle};
+/// # async fn demo(ctx: datafusion::prelude::SessionContext) -> datafusion::error::Result<()> {
+/// let model = ModelHandle::open("models/linear", &Default::default()).expect("model");
+/// let points = ctx.sql("SELECT x FROM points").await?;
+/// let predicted = transform(points, model, Default::default())?; // x, y
+/// # Ok(()) }
+/// ```
+pub fn transform(input: DataFrame, model: ModelHandle, options: PredictOptions) -> Result<DataFrame> {
+    let schema = input.schema().as_arrow().clone();
+    let (saved_model, _) = model.current();
+    // Bound by name here, to learn which column feeds which input; the call itself is
+    // positional, in the signature's input order.
+    let predictor = Predictor::new(saved_model, &schema, &options).map_err(tf_error)?;
+    let mut outputs: Vec<String> = predictor.output_fields().iter().map(|f| f.name().clone()).collect();
+    if model.is_versioned() {
+        outputs.push(MODEL_VERSION_COLUMN.to_string());
+    }
+    for output in &outputs {
+        if schema.field_with_name(output).is_ok() {
             return Err(DataFusionError::Plan(format!(
-                "model output `{}` has the same name as an input column; rename the column first \
-                 (SELECT {} AS {}_in, ...) or choose other outputs with PredictOptions::outputs",
-                output.name(),
-                output.name(),
-                output.name()
+                "the model's output `{output}` has the same name as an input column; rename the column first \
+                 (SELECT {output} AS {output}_in, ...) or choose other outputs (--output-column in the CLI, \
+                 Model::with_outputs in Rust)"
             )));
         }
-        fields.push(output);
     }
-    let schema = Arc::new(Schema::new(fields));
-    let (state, plan) = input.into_parts();
-    // No repartitioning (which would shuffle rows): partitions are read in order below.
-    let ordered = state.config().clone().with_target_partitions(1);
-    let ordered_state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone()).with_config(ordered).build();
-    let stream = PredictPartition { input: DataFrame::new(ordered_state, plan), predictor, schema: schema.clone(), concurrency: concurrency.max(1) };
-    let table = StreamingTable::try_new(schema, vec![Arc::new(stream)])?;
-    SessionContext::new_with_state(state).read_table(Arc::new(table))
-}
-
-struct PredictPartition {
-    input: DataFrame,
-    predictor: Arc<Predictor>,
-    schema: SchemaRef,
-    concurrency: usize,
-}
-
-impl fmt::Debug for PredictPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PredictPartition")
-            .field("model", &self.predictor.model().dir())
-            .field("signature", &self.predictor.signature().name())
-            .field("concurrency", &self.concurrency)
-            .finish()
+    let args: Vec<Expr> = predictor.feeding_columns().into_iter().map(|i| ident(schema.field(i).name())).collect();
+    let name = format!("predict_{}", predictor.signature().name().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let call = ScalarUDF::new_from_impl(PredictFunction::bound(name, model, options)).call(args);
+    let mut select: Vec<Expr> = schema.fields().iter().map(|f| ident(f.name())).collect();
+    match outputs.as_slice() {
+        [single] => select.push(call.alias(single)),
+        many => select.extend(many.iter().map(|output| get_field(call.clone(), output.as_str()).alias(output))),
     }
-}
-
-impl PartitionStream for PredictPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let input = self.input.clone();
-        let predictor = self.predictor.clone();
-        let schema = self.schema.clone();
-        let concurrency = self.concurrency;
-        // Partitions one after another, in partition order: a source that splits itself
-        // (files by byte range, datagen by row range) keeps its row order that way, where
-        // DataFusion's merge of partitions would interleave them.
-        let batches = futures::stream::once(async move { input.execute_stream_partitioned().await })
-            .map_ok(|partitions| futures::stream::iter(partitions).flatten())
-            .try_flatten()
-            .map_ok(move |batch| {
-                let predictor = predictor.clone();
-                let schema = schema.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || append_predictions(&predictor, schema, batch))
-                        .await
-                        .map_err(|e| DataFusionError::Execution(format!("model worker thread failed: {e}")))?
-                }
-            })
-            .try_buffered(concurrency);
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
-    }
-}
-
-fn append_predictions(predictor: &Predictor, schema: SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
-    let outputs = predictor.predict(&batch).map_err(tf_error)?;
-    let mut columns = batch.columns().to_vec();
-    columns.extend(outputs);
-    Ok(RecordBatch::try_new(schema, columns)?)
+    input.select(select)
 }

@@ -3,6 +3,8 @@
 //! TensorFlow's own outputs), and comparisons that allow for float rounding.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+pub mod external;
+
 use std::fs::File;
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use dlflow::{Environment, Table};
 
-use super::{deliver, load_models, parse_named_model};
+use super::{deliver, load_models, parse_named_model, TagsArg};
 
 /// Arguments of `dlflow predict`.
 #[derive(Args)]
@@ -27,7 +27,8 @@ pub struct PredictArgs {
     /// Signature to run (default: serving_default, else predict/regress/classify).
     #[arg(long)]
     signature: Option<String>,
-    /// Feed signature input INPUT from column COLUMN (repeatable): INPUT=COLUMN.
+    /// Feed signature input INPUT from column COLUMN (repeatable): INPUT=COLUMN. For a
+    /// tf.Example input, FEATURE=COLUMN writes COLUMN as feature FEATURE.
     #[arg(long = "map", value_parser = parse_mapping)]
     mappings: Vec<(String, String)>,
     /// Only append these outputs (repeatable).
@@ -43,6 +44,8 @@ pub struct PredictArgs {
     /// Rows to print when there is no --output.
     #[arg(long, default_value_t = 10)]
     show: usize,
+    #[command(flatten)]
+    tags: TagsArg,
 }
 
 fn parse_mapping(value: &str) -> Result<(String, String), String> {
@@ -56,7 +59,7 @@ impl PredictArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
-        let mut model = load_models(&env, std::slice::from_ref(&self.model))?.remove(0).with_batch_size(self.batch_size);
+        let mut model = load_models(&env, std::slice::from_ref(&self.model), &self.tags)?.remove(0).with_batch_size(self.batch_size);
         if let Some(signature) = &self.signature {
             model = model.with_signature(signature);
         }

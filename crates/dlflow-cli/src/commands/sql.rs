@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use dlflow::Environment;
 
-use super::{deliver, load_models, parse_named_model};
+use super::{deliver, load_models, parse_named_model, TagsArg};
 
 /// Arguments of `dlflow sql`.
 #[derive(Args)]
@@ -24,13 +24,15 @@ pub struct SqlArgs {
     /// Rows to print when there is no --output.
     #[arg(long, default_value_t = 10)]
     show: usize,
+    #[command(flatten)]
+    tags: TagsArg,
 }
 
 impl SqlArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
-        load_models(&env, &self.models)?;
+        load_models(&env, &self.models, &self.tags)?;
         for (name, path) in &self.tables {
             env.register_file(name, path).await?;
         }

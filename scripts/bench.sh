@@ -4,6 +4,7 @@
 #   scripts/bench.sh training [feed|train|startup]
 #                                               feeding tf.data, training the MLP, and start-up, each against
 #                                               its baseline (in-memory tf.data / Keras fit / the seed's CSV feed)
+#   scripts/bench.sh examples                   tf.Example models from feature columns vs serializing protos in Python
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$DLFLOW_ROOT"
@@ -12,5 +13,6 @@ shift || true
 case "$what" in
   inference) cargo bench --workspace --bench inference_vs_tensorflow ;;
   training) cargo bench --workspace --bench training_vs_keras -- "$@" ;;
-  *) echo "unknown benchmark '$what'; available: inference, training" >&2; exit 2 ;;
+  examples) cargo bench --workspace --bench examples_vs_python ;;
+  *) echo "unknown benchmark '$what'; available: inference, training, examples" >&2; exit 2 ;;
 esac

@@ -64,7 +64,7 @@ fn read_arrow(path: &Path) -> RecordBatch {
 
 /// `dlflow predict --model DIR --input FILE --output out.arrow [extra...]`, its output read back.
 fn predict(model: &str, input: &Path, extra: &[&str]) -> RecordBatch {
-    let out = input.with_file_name("predicted.arrow");
+    let out = input.with_extension("predicted.arrow");
     let mut args = vec!["predict", "--model", model, "--input", input.to_str().expect("utf8"), "--output", out.to_str().expect("utf8")];
     args.extend_from_slice(extra);
     let output = dlflow(&args);

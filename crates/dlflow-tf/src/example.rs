@@ -19,7 +19,6 @@ use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Float32Type, Int64Type, Schema};
 use prost::Message;
 
-use crate::convert::string_values;
 use crate::dtype::DType;
 use crate::error::{Result, TfError};
 use crate::example_spec::{ExampleSpec, FeatureSpec};

@@ -101,7 +101,6 @@ tf_api! {
     fn TF_GraphToGraphDef(g: *mut TF_Graph, output_graph_def: *mut TF_Buffer, s: *mut TF_Status);
     fn TF_NewImportGraphDefOptions() -> *mut TF_ImportGraphDefOptions;
     fn TF_DeleteImportGraphDefOptions(opts: *mut TF_ImportGraphDefOptions);
-    fn TF_ImportGraphDefOptionsSetPrefix(opts: *mut TF_ImportGraphDefOptions, prefix: *const c_char);
     fn TF_ImportGraphDefOptionsAddInputMapping(
         opts: *mut TF_ImportGraphDefOptions,
         src_name: *const c_char,

@@ -17,7 +17,7 @@ use crate::signature::Shape;
 use crate::status::Status;
 
 /// The shape the graph holds for `port` (unknown rank when TensorFlow does not know it).
-pub(crate) fn tensor_shape(tf: &TensorFlow, graph: *mut TF_Graph, port: TF_Output) -> Shape {
+pub(crate) fn tensor_shape(tf: &'static TensorFlow, graph: *mut TF_Graph, port: TF_Output) -> Shape {
     let status = Status::new(tf);
     // SAFETY: graph and port are live; the status is ours.
     let rank = unsafe { (tf.api.TF_GraphGetTensorNumDims)(graph, port, status.raw) };
@@ -34,7 +34,7 @@ pub(crate) fn tensor_shape(tf: &TensorFlow, graph: *mut TF_Graph, port: TF_Outpu
 }
 
 /// The element type of `port` in the graph, reference types (`float_ref`) as their value type.
-pub(crate) fn tensor_dtype(tf: &TensorFlow, port: TF_Output) -> DType {
+pub(crate) fn tensor_dtype(tf: &'static TensorFlow, port: TF_Output) -> DType {
     // SAFETY: the port's operation is live.
     DType::from_code(unsafe { (tf.api.TF_OperationOutputType)(port) }).without_ref()
 }
@@ -48,7 +48,7 @@ pub(crate) struct FedInput<'a> {
 }
 
 /// The shapes of `outputs` (graph tensor names) when `inputs` have the given shapes.
-pub(crate) fn infer_with_inputs(tf: &TensorFlow, graph: *mut TF_Graph, inputs: &[FedInput<'_>], outputs: &[&str]) -> Result<Vec<Shape>, String> {
+pub(crate) fn infer_with_inputs(tf: &'static TensorFlow, graph: *mut TF_Graph, inputs: &[FedInput<'_>], outputs: &[&str]) -> Result<Vec<Shape>, String> {
     let api = &tf.api;
     let status = Status::new(tf);
     let scratch = Scratch::new(tf);

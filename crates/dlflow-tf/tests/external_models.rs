@@ -127,7 +127,7 @@ fn half_plus_two_tf1_predict_regress_and_classify_match_tensorflow() {
     let (p, y) = predict(&model, "regress_x2_to_y3", &batch(vec![("inputs", x.clone())]), 1024);
     assert_call_outputs("regress_x2_to_y3", &p, &y, &answer, name, 1);
     for (i, signature) in example_signatures.iter().enumerate() {
-        let (p, y) = predict(&model, signature, &features, 4);
+        let (p, y) = predict(&model, signature, &features, 1024);
         assert_call_outputs(signature, &p, &y, &answer, name, 2 + i);
     }
 }
@@ -411,10 +411,14 @@ fn taxi_estimator_runs_from_feature_columns_like_from_python_protos() {
 
     let trips = taxi_trips();
     let input = |s: &str| if s == "predict" { "examples" } else { "inputs" };
-    let calls: Vec<Value> = signatures.iter().map(|s| examples_call(s, input(s), &trips)).collect();
+    let mut calls: Vec<Value> = signatures.iter().map(|s| examples_call(s, input(s), &trips)).collect();
+    // The same rows in runs of 5, 5 and 2.
+    let runs = [0..5, 5..10, 10..12];
+    calls.extend(runs.iter().map(|r| examples_call("predict", "examples", &trips.slice(r.start, r.len()))));
     let answer = reference(vec![model_request(name, "saved_model", &["serve"], calls)]);
     for (i, signature) in signatures.iter().enumerate() {
-        let (p, out) = predict(&model, signature, &trips, 5);
+        // One run, as TensorFlow's call: a matmul over another batch size may round differently.
+        let (p, out) = predict(&model, signature, &trips, 1024);
         assert_call_outputs(signature, &p, &out, &answer, name, i);
         if *signature == "predict" {
             let types: Vec<(String, DataType)> = p.output_fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
@@ -425,10 +429,12 @@ fn taxi_estimator_runs_from_feature_columns_like_from_python_protos() {
             assert!(types.contains(&("all_classes".into(), DataType::FixedSizeList(item(DataType::Utf8), 2))), "{types:?}");
         }
     }
+    let (p, out) = predict(&model, "predict", &trips, 5);
+    assert_outputs("predict in runs of 5", &p.output_fields(), &out, |key| merged(&answer, name, 4..7, key));
     // Protos serialized by Python, in a binary column named like the input, are fed as they are.
     let serialized = serialized_examples(&answer, name, 1);
     let column: ArrayRef = Arc::new(BinaryArray::from_iter_values(serialized.iter()));
-    let (p, out) = predict(&model, "predict", &batch(vec![("examples", column)]), 5);
+    let (p, out) = predict(&model, "predict", &batch(vec![("examples", column)]), 1024);
     assert_call_outputs("predict from Python's protos", &p, &out, &answer, name, 1);
 }
 
@@ -455,10 +461,10 @@ fn penguin_keras_runs_from_feature_columns_and_names_a_missing_feature() {
     let without_mass = table.project(&[0, 1, 2]).expect("project");
     let calls = vec![examples_call("serving_default", "examples", &table.project(&[0, 1, 2, 3]).expect("features")), examples_call("serving_default", "examples", &without_mass)];
     let answer = reference(vec![model_request(name, "saved_model", &["serve"], calls)]);
-    let (p, out) = predict(&model, "serving_default", &table, 4);
+    let (p, out) = predict(&model, "serving_default", &table, 1024);
     assert_call_outputs("serving_default", &p, &out, &answer, name, 0);
     let column: ArrayRef = Arc::new(BinaryArray::from_iter_values(serialized_examples(&answer, name, 0).iter()));
-    let (p, out) = predict(&model, "serving_default", &batch(vec![("examples", column)]), 4);
+    let (p, out) = predict(&model, "serving_default", &batch(vec![("examples", column)]), 1024);
     assert_call_outputs("serving_default from Python's protos", &p, &out, &answer, name, 0);
 
     // TensorFlow refuses examples without body_mass_g; dlflow says so before anything runs.

@@ -119,7 +119,8 @@ class FixedBatch(tf.Module):
 
     @tf.function(input_signature=[spec([4, 2], tf.float32, "pair")])
     def serve(self, pair):
-        return {"total": tf.reduce_sum(pair, axis=1), "first": pair[:, 0] * 10.0}
+        total = tf.reduce_sum(pair, axis=1)
+        return {"total": total, "first": pair[:, 0] * 10.0, "positive": total > 0.0}
 
 
 def column(values):

@@ -230,6 +230,8 @@ fn a_fixed_batch_dimension_gets_exactly_that_many_rows_per_run() {
     let inputs = common::reference_inputs(&reference);
     let predictor = Predictor::new(load("fixed_batch"), &inputs.schema(), &PredictOptions::default()).expect("bind");
     assert_eq!(predictor.batch_size(), 4);
+    let types: Vec<DataType> = predictor.output_fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, vec![DataType::Float32, DataType::Boolean, DataType::Float32], "first, positive, total");
     let once = predictor.predict(&inputs).expect("predict");
     for (field, column) in predictor.output_fields().iter().zip(&once) {
         let expected = reference.column_by_name(&format!("expected.{}", field.name())).expect("expected column");

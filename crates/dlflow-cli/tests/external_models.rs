@@ -72,6 +72,13 @@ fn predict(model: &str, input: &Path, extra: &[&str]) -> RecordBatch {
     read_arrow(&out)
 }
 
+/// Write `batch` to `file_name` (Arrow IPC) and run `dlflow predict` with model `name` over it.
+fn predict_batch(name: &str, file_name: &str, batch: &RecordBatch, extra: &[&str]) -> RecordBatch {
+    let input = file(file_name);
+    write_arrow(batch, &input);
+    predict(&path(name), &input, extra)
+}
+
 fn assert_columns(what: &str, table: &RecordBatch, tf: &Value, keys: &[&str]) {
     for key in keys {
         let column = table.column_by_name(key).unwrap_or_else(|| panic!("{what}: no column {key} in {:?}", table.schema()));
@@ -240,34 +247,26 @@ fn a_missing_tag_set_is_listed_and_tags_load_it() {
     assert!(stderr.contains("{train, serve}") && stderr.contains("--tags train,serve") && !stderr.contains("panicked"), "{stderr}");
 
     let i = inputs();
-    let input = file("regression.arrow");
-    write_arrow(&i.regression.project(&[0, 1]).expect("x, y"), &input);
-    let table = predict(&path("rust_regression_tf1_train_serve"), &input, &["--tags", "train,serve"]);
+    let table = predict_batch("rust_regression_tf1_train_serve", "regression.arrow", &i.regression.project(&[0, 1]).expect("x, y"), &["--tags", "train,serve"]);
     assert_columns("regress", &table, outputs(answer(), "rust_regression_tf1_train_serve", 0), &["out"]);
 }
 
 #[test]
 fn half_plus_two_tf1_regresses_from_a_feature_column_file() {
-    let input = file("plus_two.arrow");
-    write_arrow(&inputs().plus_two, &input);
-    let table = predict(&path("serving_half_plus_two_tf1"), &input, &["--signature", "regress_x_to_y2"]);
+    let table = predict_batch("serving_half_plus_two_tf1", "plus_two.arrow", &inputs().plus_two, &["--signature", "regress_x_to_y2"]);
     assert_columns("regress_x_to_y2", &table, outputs(answer(), "serving_half_plus_two_tf1", 0), &["outputs"]);
 }
 
 #[test]
 fn half_plus_two_tf2_takes_one_row_per_call() {
-    let input = file("single.arrow");
-    write_arrow(&inputs().single, &input);
-    let table = predict(&path("serving_half_plus_two_tf2"), &input, &[]);
+    let table = predict_batch("serving_half_plus_two_tf2", "single.arrow", &inputs().single, &[]);
     assert_eq!(table.num_rows(), 3);
     assert_matches_tensorflow("y", table.column_by_name("y").expect("y"), &merged(answer(), "serving_half_plus_two_tf2", 0..3, "y"));
 }
 
 #[test]
 fn half_plus_three_from_tensorflow_1_0_runs() {
-    let input = file("plus_three.arrow");
-    write_arrow(&inputs().plus_two.project(&[0]).expect("x"), &input);
-    let table = predict(&path("serving_half_plus_three_tf1_0"), &input, &[]);
+    let table = predict_batch("serving_half_plus_three_tf1_0", "plus_three.arrow", &inputs().plus_two.project(&[0]).expect("x"), &[]);
     assert_columns("serving_default", &table, outputs(answer(), "serving_half_plus_three_tf1_0", 0), &["y"]);
 }
 
@@ -318,34 +317,26 @@ fn no_input_signatures_are_called_and_print_their_outputs() {
 
 #[test]
 fn java_multi_signature_add_runs_from_a_file() {
-    let input = file("add.arrow");
-    write_arrow(&inputs().add.project(&[0, 1]).expect("a, b"), &input);
-    let table = predict(&path("java_multi_signature_tf2"), &input, &["--signature", "add"]);
+    let table = predict_batch("java_multi_signature_tf2", "add.arrow", &inputs().add.project(&[0, 1]).expect("a, b"), &["--signature", "add"]);
     assert_columns("add", &table, outputs(answer(), "java_multi_signature_tf2", 0), &["output_0"]);
 }
 
 #[test]
 fn keras_two_inputs_run_from_a_file() {
-    let input = file("two_inputs.arrow");
-    write_arrow(&inputs().two_inputs, &input);
-    let table = predict(&path("rust_keras_two_inputs"), &input, &[]);
+    let table = predict_batch("rust_keras_two_inputs", "two_inputs.arrow", &inputs().two_inputs, &[]);
     assert_columns("serving_default", &table, outputs(answer(), "rust_keras_two_inputs", 0), &["test_out"]);
 }
 
 #[test]
 fn add_without_variables_runs_from_a_file() {
-    let input = file("vectors.arrow");
-    write_arrow(&inputs().add.project(&[2, 3]).expect("x, y"), &input);
-    let table = predict(&path("onnx_add_no_variables"), &input, &[]);
+    let table = predict_batch("onnx_add_no_variables", "vectors.arrow", &inputs().add.project(&[2, 3]).expect("x, y"), &[]);
     let rows = table.num_rows();
     assert_matches_tensorflow("z", table.column_by_name("z").expect("z"), &merged(answer(), "onnx_add_no_variables", 0..rows, "z"));
 }
 
 #[test]
 fn regression_tf1_runs_from_a_file() {
-    let input = file("big_x.arrow");
-    write_arrow(&inputs().regression.project(&[2]).expect("X"), &input);
-    let table = predict(&path("onnx_regression_tf1"), &input, &[]);
+    let table = predict_batch("onnx_regression_tf1", "big_x.arrow", &inputs().regression.project(&[2]).expect("X"), &[]);
     assert_columns("serving_default", &table, outputs(answer(), "onnx_regression_tf1", 0), &["pred"]);
 }
 

@@ -10,6 +10,8 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
 use serde_json::{json, Value};
 
+use crate::flatten;
+
 /// The folder of external SavedModels: `DLFLOW_EXTERNAL_MODELS`, which `scripts/setup.sh`
 /// sets when `../shared/external_models` (or `/work/shared/external_models`) exists.
 pub fn external_models_dir() -> PathBuf {
@@ -116,16 +118,6 @@ fn json_values(column: &ArrayRef) -> Vec<Value> {
             other => panic!("tensor_json: unsupported column type {other}"),
         })
         .collect()
-}
-
-fn flatten(array: &ArrayRef) -> ArrayRef {
-    match array.data_type() {
-        DataType::FixedSizeList(_, k) => {
-            let list = array.as_fixed_size_list();
-            list.values().slice(list.offset() * *k as usize, list.len() * *k as usize)
-        }
-        _ => array.clone(),
-    }
 }
 
 /// The outputs of call `index` of model `id` in an answer of [`tf_reference`], failing with

@@ -53,7 +53,8 @@ pub fn assert_same_values(what: &str, actual: &ArrayRef, expected: &ArrayRef) {
     }
 }
 
-fn flatten(array: &ArrayRef) -> ArrayRef {
+/// A `FixedSizeList` column's values, one after another; other columns as they are.
+pub(crate) fn flatten(array: &ArrayRef) -> ArrayRef {
     match array.data_type() {
         DataType::FixedSizeList(_, k) => {
             let list = array.as_fixed_size_list();

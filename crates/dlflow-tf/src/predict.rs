@@ -158,9 +158,7 @@ impl Predictor {
     pub fn new(model: Arc<SavedModel>, schema: &Schema, options: &PredictOptions) -> Result<Predictor> {
         let signature = choose_signature(&model, options)?;
         for (input, _) in &options.input_columns {
-            let is_feature = signature.inputs.iter().any(|i| signature.takes_examples(&i.key))
-                && signature.example_specs.iter().all(|(_, spec)| spec.feature(input).is_some() || spec.features.is_empty());
-            if signature.input(input).is_none() && !is_feature {
+            if signature.input(input).is_none() && !is_example_feature(&signature, input) {
                 return Err(TfError::UnknownInput { signature: signature.name.clone(), input: input.clone(), available: keys(&signature.inputs) });
             }
         }
@@ -345,6 +343,16 @@ impl Feed {
             Feed::Examples { batched: false, .. } => Some(vec![]),
         }
     }
+}
+
+/// Whether `name` can be a feature of one of the signature's tf.Example inputs: one of its
+/// spec's features, or any name when the model does not reveal its spec.
+fn is_example_feature(signature: &Signature, name: &str) -> bool {
+    signature
+        .inputs
+        .iter()
+        .filter(|input| signature.takes_examples(&input.key))
+        .any(|input| signature.example_spec(&input.key).is_none_or(|spec| spec.feature(name).is_some()))
 }
 
 /// The runs the inputs' shapes call for; `None` when every input has unknown rank and the

@@ -8,22 +8,21 @@
 //! Run with `scripts/bench.sh examples` (needs DLFLOW_EXTERNAL_MODELS for the TFX models).
 //! Rows and batch size: DLFLOW_BENCH_ROWS (default 100000), DLFLOW_BENCH_BATCH (default 1024).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use common::{env_usize, write_arrow};
 use dlflow::{Environment, Model};
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 
 const REPEAT: usize = 5;
 const BATCH_ROWS: usize = 8192;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Chicago taxi trips: the 17 raw features of the TFX taxi pipeline, some missing.
 fn taxi_trips(rows: usize) -> Vec<RecordBatch> {
@@ -87,15 +86,6 @@ fn penguins(rows: usize) -> Vec<RecordBatch> {
                 .expect("batch")
         })
         .collect()
-}
-
-fn write_arrow(batches: &[RecordBatch], path: &Path) {
-    let file = std::fs::File::create(path).expect("create");
-    let mut writer = datafusion::arrow::ipc::writer::FileWriter::try_new(file, &batches[0].schema()).expect("writer");
-    for batch in batches {
-        writer.write(batch).expect("write");
-    }
-    writer.finish().expect("finish");
 }
 
 /// Seconds per round of `model.transform` over the batches, after one untimed round.

@@ -1,7 +1,8 @@
 """TensorFlow's own outputs for SavedModel signature calls: the reference dlflow's tests
 compare against.
 
-Reads one JSON request on stdin, writes one JSON answer on stdout. Each model is loaded once
+Reads one JSON request on stdin, writes one JSON answer on stdout (with `--serve`: one request
+per line and one answer per line, until stdin closes). Each model of a request is loaded once
 and its calls run in order in that one loaded model, so stateful signatures (a counter, a
 training step) give TensorFlow's own sequence.
 
@@ -154,11 +155,20 @@ def run_model(request):
     return answers
 
 
-def main():
-    request = json.load(sys.stdin)
-    answer = {"models": {model["id"]: run_model(model) for model in request["models"]}}
-    json.dump(answer, sys.stdout)
+def answer(request):
+    return {"models": {model["id"]: run_model(model) for model in request["models"]}}
+
+
+def main(argv):
+    if argv == ["--serve"]:
+        # One request per line, one answer per line, until stdin closes: a test binary keeps
+        # one TensorFlow process for all its tests instead of importing TensorFlow per test.
+        for line in sys.stdin:
+            sys.stdout.write(json.dumps(answer(json.loads(line))) + "\n")
+            sys.stdout.flush()
+        return
+    json.dump(answer(json.load(sys.stdin)), sys.stdout)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

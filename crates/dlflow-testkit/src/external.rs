@@ -2,9 +2,10 @@
 //! TensorFlow 1.0 to 2.15) and TensorFlow's own outputs for them, computed in the test by
 //! `python/tools/tf_reference.py` with the project's TensorFlow.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
@@ -40,22 +41,39 @@ pub fn python() -> PathBuf {
 
 /// Run `python/tools/tf_reference.py` on `request` (see its docstring) and return its answer
 /// for each model id: one entry per call, `{"outputs": {...}}` or `{"error": "..."}`.
+///
+/// One Python process (`--serve`) answers all the requests of a test binary, one at a time,
+/// so TensorFlow is imported once; it ends when the binary does (its stdin closes).
 pub fn tf_reference(request: &Value) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/tools/tf_reference.py");
-    let mut child = Command::new(python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the TensorFlow reference script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(request.to_string().as_bytes()).expect("write the request");
-    drop(stdin);
-    let output = child.wait_with_output().expect("reference script");
-    assert!(output.status.success(), "tf_reference.py failed: {}", String::from_utf8_lossy(&output.stderr));
-    let answer: Value = serde_json::from_slice(&output.stdout).expect("a JSON answer");
+    static WORKER: Mutex<Option<Worker>> = Mutex::new(None);
+    let mut worker = WORKER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let worker = worker.get_or_insert_with(Worker::start);
+    writeln!(worker.stdin, "{request}").expect("send the request to tf_reference.py");
+    let mut line = String::new();
+    worker.stdout.read_line(&mut line).expect("read tf_reference.py's answer");
+    assert!(!line.is_empty(), "tf_reference.py ended without answering (its stderr is above)");
+    let answer: Value = serde_json::from_str(&line).expect("a JSON answer");
     answer["models"].clone()
+}
+
+/// The reference script, serving requests line by line.
+struct Worker {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn start() -> Worker {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/tools/tf_reference.py");
+        let mut child = Command::new(python())
+            .arg(&script)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the TensorFlow reference script");
+        Worker { stdin: child.stdin.take().expect("stdin"), stdout: BufReader::new(child.stdout.take().expect("stdout")) }
+    }
 }
 
 /// A request tensor from a column: its values flattened, with `shape`.

@@ -249,6 +249,23 @@ fn a_missing_tag_set_is_listed_and_tags_load_it() {
     let i = inputs();
     let table = predict_batch("rust_regression_tf1_train_serve", "regression.arrow", &i.regression.project(&[0, 1]).expect("x, y"), &["--tags", "train,serve"]);
     assert_columns("regress", &table, outputs(answer(), "rust_regression_tf1_train_serve", 0), &["out"]);
+
+    // The same from SQL: `--tags` applies to every `--model`, the signature key has slashes.
+    let out = file("regression_sql.arrow");
+    let output = dlflow(&[
+        "sql",
+        "--model",
+        &format!("r={}", path("rust_regression_tf1_train_serve")),
+        "--tags",
+        "train,serve",
+        "--table",
+        &format!("t={}", file("regression.arrow").display()),
+        "--output",
+        out.to_str().expect("utf8"),
+        "SELECT predict('r:tensorflow/serving/regress', x, y) AS out FROM t",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_columns("sql regress", &read_arrow(&out), outputs(answer(), "rust_regression_tf1_train_serve", 0), &["out"]);
 }
 
 #[test]

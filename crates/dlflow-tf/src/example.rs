@@ -185,10 +185,12 @@ fn is_bytes(element: &DataType) -> bool {
     matches!(element, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
 }
 
-/// The element type of a scalar or list column, and whether it is a list.
+/// The element type of a scalar or list column (a dictionary column's value type), and
+/// whether it is a list.
 fn element_of(data_type: &DataType) -> (&DataType, bool) {
     match data_type {
         DataType::FixedSizeList(child, _) | DataType::List(child) | DataType::LargeList(child) => (child.data_type(), true),
+        DataType::Dictionary(_, values) => (values.as_ref(), false),
         other => (other, false),
     }
 }
@@ -220,7 +222,7 @@ struct FeatureColumn {
 /// ])?;
 /// let encoder = ExampleEncoder::new(&batch.schema(), None, &[], true)?;
 /// let examples = encoder.encode(&batch)?;
-/// let second = Example::decode(examples.get(1))?;
+/// let second = Example::decode(examples.get(1).expect("two rows"))?;
 /// assert_eq!(second.features.feature.len(), 2, "the null fare is left out");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -394,15 +396,19 @@ impl SerializedExamples {
         self.ends.is_empty()
     }
 
-    /// The `i`th serialized Example.
-    pub fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
+    /// The `i`th serialized Example, if there are that many.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let start = if i == 0 { 0 } else { *self.ends.get(i - 1)? };
+        self.bytes.get(start..*self.ends.get(i)?)
     }
 
     /// All of them, in row order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        (0..self.len()).map(|i| self.get(i))
+        self.ends.iter().scan(0, |start, &end| {
+            let example = &self.bytes[*start..end];
+            *start = end;
+            Some(example)
+        })
     }
 }
 
@@ -430,6 +436,15 @@ impl Prepared {
     fn new(column: &FeatureColumn, array: &ArrayRef) -> Result<Prepared> {
         let error = |message: String| TfError::FeatureMismatch { column: column.column_name.clone(), feature: column.feature.clone(), message };
         let validity = array.logical_nulls();
+        // Dictionary columns (categorical strings from Parquet) as their plain values.
+        let decoded;
+        let array = match array.data_type() {
+            DataType::Dictionary(_, values) => {
+                decoded = arrow::compute::cast(array, values).map_err(|e| error(format!("cannot decode its dictionary: {e}")))?;
+                &decoded
+            }
+            _ => array,
+        };
         let (layout, values): (RowRanges, ArrayRef) = match array.data_type() {
             DataType::FixedSizeList(_, k) => {
                 let list = array.as_fixed_size_list();
@@ -536,7 +551,7 @@ mod tests {
     }
 
     fn decode(examples: &SerializedExamples, row: usize) -> Example {
-        Example::decode(examples.get(row)).expect("a valid Example")
+        Example::decode(examples.get(row).expect("row")).expect("a valid Example")
     }
 
     fn list_of<'a>(example: &'a Example, key: &str) -> &'a FeatureList {
@@ -635,6 +650,16 @@ mod tests {
         let encoder = ExampleEncoder::new(&b.schema(), Some(&spec(vec![("x", DType::Float, required(vec![]))])), &[], true).expect("plan");
         let err = encoder.check_required(&b).err().expect("null in a required feature");
         assert!(err.to_string().contains("1 row(s) have no value"), "{err}");
+    }
+
+    #[test]
+    fn a_dictionary_column_is_written_as_its_values() {
+        let companies: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> = vec![Some("Flash Cab"), None, Some("Flash Cab")].into_iter().collect();
+        let b = batch(vec![("company", Arc::new(companies) as ArrayRef)]);
+        let spec = spec(vec![("company", DType::String, FeatureKind::VarLen)]);
+        let examples = ExampleEncoder::new(&b.schema(), Some(&spec), &[], true).expect("plan").encode(&b).expect("encode");
+        assert_eq!(list_of(&decode(&examples, 2), "company"), &FeatureList::BytesList(BytesList { value: vec![b"Flash Cab".to_vec()] }));
+        assert!(decode(&examples, 1).features.feature.is_empty(), "a null is left out");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #                                               streaming inference: stream vs table vs one call per record,
 #                                               latency at half the peak rate, the gap of a hot reload,
 #                                               window aggregation vs a bounded GROUP BY, window latency
+#   scripts/bench.sh examples                   tf.Example models from feature columns vs serializing protos in Python
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$DLFLOW_ROOT"
@@ -17,5 +18,6 @@ case "$what" in
   inference) cargo bench --workspace --bench inference_vs_tensorflow ;;
   training) cargo bench --workspace --bench training_vs_keras -- "$@" ;;
   streams) cargo bench --workspace --bench streams -- "$@" ;;
-  *) echo "unknown benchmark '$what'; available: inference, training, streams" >&2; exit 2 ;;
+  examples) cargo bench --workspace --bench examples_vs_python ;;
+  *) echo "unknown benchmark '$what'; available: inference, training, streams, examples" >&2; exit 2 ;;
 esac

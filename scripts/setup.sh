@@ -6,6 +6,9 @@
 #   CARGO_TARGET_DIR   cargo build cache, kept outside the checkout so fresh clones build incrementally
 #                      (default $DLFLOW_HOME/target)
 #   DLFLOW_DATA        example data made from the virtualenv's packages (scikit-learn's digits)
+#   DLFLOW_EXTERNAL_MODELS  the SavedModels other projects wrote (../shared/external_models next to the
+#                      checkout, or /work/shared/external_models), when present; tests of models from the
+#                      wild need it
 #   DLFLOW_PYTHON_BIN  the python used to create the virtualenv (default: python3.11, else python3)
 
 set -euo pipefail
@@ -67,7 +70,23 @@ make_data() {
   fi
 }
 
+# SavedModels written by other projects and TensorFlow versions (not in the repository).
+find_external_models() {
+  if [ -n "${DLFLOW_EXTERNAL_MODELS:-}" ]; then
+    return 0
+  fi
+  local candidate
+  for candidate in "$DLFLOW_ROOT/../shared/external_models" "/work/shared/external_models"; do
+    if [ -d "$candidate" ]; then
+      DLFLOW_EXTERNAL_MODELS="$(cd "$candidate" && pwd)"
+      export DLFLOW_EXTERNAL_MODELS
+      return 0
+    fi
+  done
+}
+
 require cargo "install the Rust toolchain (https://rustup.rs)"
 setup_venv
 make_models
 make_data
+find_external_models

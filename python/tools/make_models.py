@@ -143,6 +143,15 @@ class Image(tf.Module):
         return {"mean": tf.reduce_mean(image, axis=[1, 2, 3]), "row_sums": tf.reduce_sum(image, axis=[2, 3])}
 
 
+class FixedBatch(tf.Module):
+    """A signature that takes exactly 4 rows per call ([4, 2]), as some exports fix the batch."""
+
+    @tf.function(input_signature=[spec([4, 2], tf.float32, "pair")])
+    def serve(self, pair):
+        total = tf.reduce_sum(pair, axis=1)
+        return {"total": total, "first": pair[:, 0] * 10.0, "positive": total > 0.0}
+
+
 def column(values):
     """A numpy array as an Arrow column: rank 1 stays scalar, [n, 1] becomes scalar,
     [n, k...] becomes FixedSizeList<k*...> (the same mapping dlflow uses)."""
@@ -174,6 +183,22 @@ def save(module, out, name, signatures, inputs):
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
     print(f"made {path} ({table.num_rows} reference rows)")
+
+
+def save_sparse_coo(out, name):
+    """A TF1 export whose input is a sparse (COO) tensor, as `sparse_placeholder` and
+    `predict_signature_def` write it: dlflow feeds dense tensors only and must say so."""
+    path = os.path.join(out, name)
+    graph = tf.Graph()
+    with graph.as_default():
+        sparse = tf.compat.v1.sparse_placeholder(tf.float32, shape=[None, 4], name="x")
+        total = tf.sparse.reduce_sum(sparse, axis=1)
+        with tf.compat.v1.Session(graph=graph) as session:
+            builder = tf.compat.v1.saved_model.Builder(path)
+            signature = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def({"x": sparse}, {"total": total})
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+            builder.save()
+    print(f"made {path} (no reference rows)")
 
 
 def make_all(out, only, rows):
@@ -216,11 +241,17 @@ def make_all(out, only, rows):
         yield "image", image, {"serving_default": image.serve}, {
             "image": rng.uniform(0, 1, (rows, 4, 4, 1)).astype(np.float32)
         }
+        fixed = FixedBatch()
+        yield "fixed_batch", fixed, {"serving_default": fixed.serve}, {
+            "pair": rng.uniform(-1, 1, (4, 2)).astype(np.float32)
+        }
 
     for name, module, signatures, inputs in makers():
         if only and name not in only:
             continue
         save(module, out, name, signatures, inputs)
+    if not only or "sparse_coo" in only:
+        save_sparse_coo(out, "sparse_coo")
 
 
 def main(argv):

@@ -3,6 +3,8 @@
 //! TensorFlow's own outputs), and comparisons that allow for float rounding.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+pub mod external;
+
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -51,7 +53,8 @@ pub fn assert_same_values(what: &str, actual: &ArrayRef, expected: &ArrayRef) {
     }
 }
 
-fn flatten(array: &ArrayRef) -> ArrayRef {
+/// A `FixedSizeList` column's values, one after another; other columns as they are.
+pub(crate) fn flatten(array: &ArrayRef) -> ArrayRef {
     match array.data_type() {
         DataType::FixedSizeList(_, k) => {
             let list = array.as_fixed_size_list();

@@ -6,13 +6,18 @@
 //! and `[n, 1]` become scalar columns, `[n, d1, d2, ...]` a `FixedSizeList` of `d1*d2*...`
 //! values per row (row-major, as TensorFlow stores it).
 //!
+//! A signature called once per row (its inputs and outputs have no batch dimension) gets each
+//! row as its own tensor: `[]` for a scalar column, `[k]` for a vector. An output without a
+//! batch dimension in a batched signature (a training step's loss) is one value per run,
+//! repeated on each row of the run.
+//!
 //! Conversion is planned once per (column, signature input) pair, so type and shape errors
 //! surface before any row is read and the per-batch path only copies.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, PrimitiveArray, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, PrimitiveArray, StringArray, UInt32Array,
 };
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{
@@ -23,7 +28,7 @@ use arrow::datatypes::{
 use crate::dtype::DType;
 use crate::error::{Result, TfError};
 use crate::library::TensorFlow;
-use crate::signature::TensorSpec;
+use crate::signature::{Shape, TensorSpec};
 use crate::tensor::Tensor;
 
 /// How one column feeds one signature input. Built by [`InputPlan::new`], which does all
@@ -42,8 +47,10 @@ pub struct InputPlan {
     list: ListKind,
     /// Values per row.
     width: usize,
-    /// Tensor dimensions after the batch dimension.
+    /// Tensor dimensions after the batch dimension (all of them when not batched).
     inner_dims: Vec<i64>,
+    /// Whether the tensor has a batch dimension; a plan without one feeds one row per run.
+    batched: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,6 +66,16 @@ impl InputPlan {
     /// type, an integer to another integer type (failing on overflow). Anything else is a
     /// [`TfError::TypeMismatch`].
     pub fn new(field: &Field, spec: &TensorSpec, allow_cast: bool) -> Result<InputPlan> {
+        Self::plan(field, spec, allow_cast, true)
+    }
+
+    /// Plan feeding one row at a time, as a tensor without a batch dimension: a scalar
+    /// column gives `[]`, a vector column `[k]` (reshaped to the input's shape if it has one).
+    pub fn per_row(field: &Field, spec: &TensorSpec, allow_cast: bool) -> Result<InputPlan> {
+        Self::plan(field, spec, allow_cast, false)
+    }
+
+    fn plan(field: &Field, spec: &TensorSpec, allow_cast: bool, batched: bool) -> Result<InputPlan> {
         let (element, list, list_width) = match field.data_type() {
             DataType::FixedSizeList(child, k) => (child.data_type(), ListKind::Fixed, Some(*k as usize)),
             DataType::List(child) | DataType::LargeList(child) => (child.data_type(), ListKind::Variable, None),
@@ -84,7 +101,8 @@ impl InputPlan {
             shape: spec.shape.to_string(),
             message,
         };
-        let (width, inner_dims) = row_layout(spec, list, list_width).map_err(shape_error)?;
+        let layout = if batched { row_layout(spec, list, list_width) } else { single_row_layout(spec, list, list_width) };
+        let (width, inner_dims) = layout.map_err(shape_error)?;
         Ok(InputPlan {
             column: field.name().clone(),
             input: spec.key.clone(),
@@ -94,12 +112,23 @@ impl InputPlan {
             list,
             width,
             inner_dims,
+            batched,
         })
     }
 
-    /// Build the tensor for `array`, a column of the planned type.
+    /// The shape of the tensor fed for one row, or for a batch (`-1` rows).
+    pub fn feed_dims(&self) -> Vec<i64> {
+        let batch = self.batched.then_some(-1);
+        batch.into_iter().chain(self.inner_dims.iter().copied()).collect()
+    }
+
+    /// Build the tensor for `array`, a column of the planned type (of one row when the plan
+    /// is per row).
     pub fn to_tensor(&self, tf: &'static TensorFlow, array: &dyn Array) -> Result<Tensor> {
         let rows = array.len();
+        if !self.batched && rows != 1 {
+            return Err(self.shape_error(format!("the input takes one row per run, got {rows}")));
+        }
         let values = self.flat_values(array)?;
         let values = match &self.cast_to {
             Some(target) => cast_with_options(&values, target, &CastOptions { safe: false, ..Default::default() })
@@ -107,26 +136,11 @@ impl InputPlan {
             None => values,
         };
         let mut dims = Vec::with_capacity(1 + self.inner_dims.len());
-        dims.push(rows as i64);
+        if self.batched {
+            dims.push(rows as i64);
+        }
         dims.extend_from_slice(&self.inner_dims);
-        Ok(match self.dtype {
-            DType::String => {
-                let strings = string_values(&values);
-                Tensor::strings(tf, &dims, strings.iter().copied())
-            }
-            DType::Bool => {
-                let mut tensor = Tensor::allocate(tf, DType::Bool, &dims);
-                for (slot, value) in tensor.bytes_mut().iter_mut().zip(values.as_boolean().values().iter()) {
-                    *slot = value as u8;
-                }
-                tensor
-            }
-            _ => {
-                let mut tensor = Tensor::allocate(tf, self.dtype, &dims);
-                copy_primitive_bytes(&values, tensor.bytes_mut());
-                tensor
-            }
-        })
+        Ok(values_to_tensor(tf, self.dtype, &dims, &values))
     }
 
     /// The column's element values, one after another, checked for nulls and ragged rows.
@@ -200,6 +214,42 @@ fn castable(from: &DataType, to: &DataType) -> bool {
     (to.is_floating() && numeric) || (to.is_integer() && from.is_integer())
 }
 
+/// A tensor of `dims` holding `values`, which are already of `dtype`'s Arrow type (or a
+/// string or binary type for string tensors) and number `dims.product()`.
+pub(crate) fn values_to_tensor(tf: &'static TensorFlow, dtype: DType, dims: &[i64], values: &ArrayRef) -> Tensor {
+    match dtype {
+        DType::String => {
+            let strings = string_values(values);
+            Tensor::strings(tf, dims, strings.iter().copied())
+        }
+        DType::Bool => {
+            let mut tensor = Tensor::allocate(tf, DType::Bool, dims);
+            for (slot, value) in tensor.bytes_mut().iter_mut().zip(values.as_boolean().values().iter()) {
+                *slot = value as u8;
+            }
+            tensor
+        }
+        _ => {
+            let mut tensor = Tensor::allocate(tf, dtype, dims);
+            copy_primitive_bytes(values, tensor.bytes_mut());
+            tensor
+        }
+    }
+}
+
+/// `values` converted for a `dtype` tensor, when that conversion cannot change a value's
+/// kind (see [`InputPlan::new`]); `None` when it is not allowed.
+pub(crate) fn convert_values(values: &ArrayRef, dtype: DType) -> Option<Result<ArrayRef, arrow::error::ArrowError>> {
+    let target = dtype.arrow_type()?;
+    if accepts_directly(dtype, values.data_type()) {
+        Some(Ok(values.clone()))
+    } else if castable(values.data_type(), &target) {
+        Some(cast_with_options(values, &target, &CastOptions { safe: false, ..Default::default() }))
+    } else {
+        None
+    }
+}
+
 /// Values per row and the tensor dimensions after the batch dimension.
 fn row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize>) -> Result<(usize, Vec<i64>), String> {
     let Some(dims) = spec.shape.dims() else {
@@ -236,7 +286,33 @@ fn row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize>) -> R
     }
 }
 
-fn string_values(values: &ArrayRef) -> Vec<&[u8]> {
+/// Values per row and the tensor dimensions of one row fed on its own (no batch dimension).
+fn single_row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize>) -> Result<(usize, Vec<i64>), String> {
+    let width = match (list, list_width) {
+        (ListKind::Scalar, _) => 1,
+        (_, Some(k)) => k,
+        (_, None) => match spec.shape.dims() {
+            Some(dims) if dims.iter().all(|d| *d >= 0) => dims.iter().product::<i64>() as usize,
+            _ => return Err("a variable-length list needs a signature input with a static shape".into()),
+        },
+    };
+    match spec.shape.dims() {
+        None if list == ListKind::Scalar => Ok((1, vec![])),
+        None => Ok((width, vec![width as i64])),
+        Some(dims) if dims.iter().all(|d| *d >= 0) => {
+            let expected = dims.iter().product::<i64>() as usize;
+            if expected == width {
+                Ok((width, dims.to_vec()))
+            } else {
+                Err(format!("the column has {width} value(s) per row, the input expects {expected}"))
+            }
+        }
+        Some(_) => Err("the input has unknown dimensions; dlflow cannot tell how to reshape a row".into()),
+    }
+}
+
+/// The elements of a string or binary array as bytes (empty for other types).
+pub(crate) fn string_values(values: &ArrayRef) -> Vec<&[u8]> {
     match values.data_type() {
         DataType::Utf8 => values.as_string::<i32>().iter().map(|v| v.unwrap_or("").as_bytes()).collect(),
         DataType::LargeUtf8 => values.as_string::<i64>().iter().map(|v| v.unwrap_or("").as_bytes()).collect(),
@@ -269,14 +345,32 @@ fn copy_primitive_bytes(values: &ArrayRef, out: &mut [u8]) {
     }
 }
 
+/// How an output tensor lines up with the rows of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputLayout {
+    /// `[rows, ...]`: one value (or vector) per row.
+    Batched,
+    /// No batch dimension in a batched run (a training step's loss): one value (or vector)
+    /// per run, repeated on each of its rows.
+    PerRun,
+    /// A run of one row without a batch dimension: the whole tensor is the row's value.
+    Single,
+}
+
 /// The Arrow field a signature output becomes, or why it cannot become one.
 pub fn output_field(spec: &TensorSpec, name: &str) -> Result<FieldRef> {
+    output_field_with(spec, name, &spec.shape, OutputLayout::Batched)
+}
+
+/// The Arrow field of output `spec` when its tensors have `shape` and line up with rows as
+/// `layout` says.
+pub fn output_field_with(spec: &TensorSpec, name: &str, shape: &Shape, layout: OutputLayout) -> Result<FieldRef> {
     let error = |message: String| TfError::Output { output: spec.key.clone(), message };
     let element = spec
         .dtype
         .arrow_type()
         .ok_or_else(|| error(format!("element type {} has no Arrow counterpart", spec.dtype)))?;
-    let data_type = match output_width(spec).map_err(error)? {
+    let data_type = match output_width(shape, layout).map_err(error)? {
         None => element,
         Some(width) => DataType::FixedSizeList(Arc::new(Field::new("item", element, false)), width as i32),
     };
@@ -284,32 +378,65 @@ pub fn output_field(spec: &TensorSpec, name: &str) -> Result<FieldRef> {
 }
 
 /// `None` for a scalar column, `Some(k)` for k values per row.
-fn output_width(spec: &TensorSpec) -> Result<Option<usize>, String> {
-    let dims = spec.shape.dims().ok_or("its shape has unknown rank; dlflow needs [batch, ...] with static inner dimensions")?;
-    match dims {
-        [] => Err("it is a scalar; dlflow needs one value (or vector) per row, shape [batch, ...]".into()),
-        [_] | [_, 1] => Ok(None),
-        [_, inner @ ..] if inner.iter().all(|d| *d >= 0) => Ok(Some(inner.iter().product::<i64>() as usize)),
-        _ => Err(format!("its shape {} has unknown inner dimensions; dlflow needs them static", spec.shape)),
+fn output_width(shape: &Shape, layout: OutputLayout) -> Result<Option<usize>, String> {
+    let dims = shape.dims().ok_or(
+        "its shape has unknown rank, and TensorFlow cannot infer it from the inputs' shapes; dlflow needs \
+         [batch, ...] with static inner dimensions",
+    )?;
+    let per_row: &[i64] = match layout {
+        OutputLayout::Batched => match dims {
+            [] => return Err("it is a scalar; dlflow needs one value (or vector) per row, shape [batch, ...]".into()),
+            [_, inner @ ..] => inner,
+        },
+        OutputLayout::PerRun | OutputLayout::Single => dims,
+    };
+    if per_row.iter().any(|d| *d < 0) {
+        return Err(format!("its shape {shape} has unknown inner dimensions; dlflow needs them static"));
     }
+    Ok(match per_row.iter().product::<i64>() as usize {
+        1 => None,
+        width => Some(width),
+    })
 }
 
 /// Turn an output tensor of a batch of `rows` into a column of type `field`.
 pub fn tensor_to_array(tensor: &Tensor, spec: &TensorSpec, field: &Field, rows: usize) -> Result<ArrayRef> {
+    tensor_to_column(tensor, spec, field, rows, OutputLayout::Batched)
+}
+
+/// Turn an output tensor of a run over `rows` rows into a column of type `field`.
+pub fn tensor_to_column(tensor: &Tensor, spec: &TensorSpec, field: &Field, rows: usize, layout: OutputLayout) -> Result<ArrayRef> {
     let error = |message: String| TfError::Output { output: spec.key.clone(), message };
     let dims = tensor.dims();
-    if dims.first().copied() != Some(rows as i64) {
-        return Err(error(format!("TensorFlow returned shape {dims:?} for a batch of {rows} rows; outputs must be batch-major")));
-    }
     let count: i64 = dims.iter().product();
     let (element_field, width) = match field.data_type() {
         DataType::FixedSizeList(child, k) => (Some(child.clone()), *k as i64),
         _ => (None, 1),
     };
-    if count != rows as i64 * width {
-        return Err(error(format!("TensorFlow returned shape {dims:?}; the declared shape is {}", spec.shape)));
+    let expected = match layout {
+        OutputLayout::Batched if dims.first().copied() != Some(rows as i64) => {
+            return Err(error(format!("TensorFlow returned shape {dims:?} for a batch of {rows} rows; outputs must be batch-major")))
+        }
+        OutputLayout::Batched => rows as i64 * width,
+        OutputLayout::PerRun | OutputLayout::Single => width,
+    };
+    if count != expected {
+        return Err(error(format!("TensorFlow returned shape {dims:?}; dlflow expected {width} value(s) per row (declared shape {})", spec.shape)));
     }
-    let values: ArrayRef = match tensor.dtype() {
+    let mut values = tensor_values(tensor).map_err(error)?;
+    if layout == OutputLayout::PerRun && rows != 1 {
+        let indices = UInt32Array::from_iter_values((0..rows).flat_map(|_| 0..width as u32));
+        values = arrow::compute::take(&values, &indices, None)?;
+    }
+    Ok(match element_field {
+        None => values,
+        Some(child) => Arc::new(FixedSizeListArray::try_new(child, width as i32, values, None)?),
+    })
+}
+
+/// The elements of a tensor as a flat Arrow array of its element type.
+pub(crate) fn tensor_values(tensor: &Tensor) -> Result<ArrayRef, String> {
+    Ok(match tensor.dtype() {
         DType::Float => primitive::<Float32Type>(tensor),
         DType::Double => primitive::<Float64Type>(tensor),
         DType::Int32 => primitive::<Int32Type>(tensor),
@@ -322,15 +449,11 @@ pub fn tensor_to_array(tensor: &Tensor, spec: &TensorSpec, field: &Field, rows: 
             let strings = tensor
                 .string_values()
                 .enumerate()
-                .map(|(i, bytes)| std::str::from_utf8(bytes).map_err(|_| error(format!("value {i} is not valid UTF-8"))))
-                .collect::<Result<Vec<&str>>>()?;
+                .map(|(i, bytes)| std::str::from_utf8(bytes).map_err(|_| format!("value {i} is not valid UTF-8")))
+                .collect::<Result<Vec<&str>, String>>()?;
             Arc::new(StringArray::from(strings))
         }
-        other => return Err(error(format!("element type {other} is not supported"))),
-    };
-    Ok(match element_field {
-        None => values,
-        Some(child) => Arc::new(FixedSizeListArray::try_new(child, width as i32, values, None)?),
+        other => return Err(format!("element type {other} is not supported")),
     })
 }
 

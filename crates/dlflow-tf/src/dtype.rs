@@ -50,6 +50,21 @@ impl DType {
         }
     }
 
+    /// The value type of a reference type (`float_ref`, code 101, is float32): TF1
+    /// variables and their assign ops output references, and a session fetches their values.
+    ///
+    /// ```
+    /// use dlflow_tf::DType;
+    /// assert_eq!(DType::from_code(101).without_ref(), DType::Float);
+    /// assert_eq!(DType::Int64.without_ref(), DType::Int64);
+    /// ```
+    pub fn without_ref(self) -> DType {
+        match self {
+            DType::Other(code) if code > 100 => DType::from_code(code - 100),
+            other => other,
+        }
+    }
+
     /// The `TF_DataType` code.
     pub fn code(self) -> i32 {
         match self {

@@ -55,11 +55,89 @@ pub enum TfError {
     /// The directory exists but holds no SavedModel.
     #[error(
         "{path} is not a TensorFlow SavedModel: expected a directory with saved_model.pb (or \
-         saved_model.pbtxt) and variables/, as written by tf.saved_model.save or model.export"
+         saved_model.pbtxt), usually with variables/, as written by tf.saved_model.save or model.export"
     )]
     NotASavedModel {
         /// The path given.
         path: PathBuf,
+    },
+    /// No MetaGraph of the SavedModel has the tags asked for.
+    #[error(
+        "the SavedModel at {path} has no MetaGraph tagged {tags}; its tag sets are: {available}; load it with one \
+         of those (`--tags {example}` on the command line, `LoadOptions::with_tags` in Rust)"
+    )]
+    NoSuchTags {
+        /// The model directory.
+        path: PathBuf,
+        /// The tags asked for, as `{serve}`.
+        tags: String,
+        /// The tag sets the model has, as `{train, serve}`, comma separated.
+        available: String,
+        /// The first tag set, comma separated, as the `--tags` value that loads it.
+        example: String,
+    },
+    /// The model uses an op this TensorFlow does not have.
+    #[error(
+        "the SavedModel at {path} uses the op `{op}`, which TensorFlow {running} (the library dlflow loaded) does not \
+         have; the model was written by TensorFlow {written_by}. A custom op needs its library, which dlflow \
+         cannot load; re-export the model with TensorFlow's built-in ops"
+    )]
+    UnknownOp {
+        /// The model directory.
+        path: PathBuf,
+        /// The op type.
+        op: String,
+        /// The TensorFlow version that wrote the model (from its `meta_info_def`).
+        written_by: String,
+        /// The TensorFlow version dlflow runs.
+        running: String,
+    },
+    /// A signature that cannot run (a wrong declared type, sparse inputs, ...).
+    #[error("signature `{signature}` cannot run: {reason}")]
+    UnusableSignature {
+        /// The signature.
+        signature: String,
+        /// Why.
+        reason: String,
+    },
+    /// A signature without inputs used over rows.
+    #[error(
+        "signature `{signature}` takes no inputs, so there is nothing to feed from rows; call it instead \
+         (`dlflow model call DIR --signature {signature}`, `SavedModel::call` in Rust)"
+    )]
+    NoInputs {
+        /// The signature.
+        signature: String,
+    },
+    /// A required tf.Example feature with no column.
+    #[error("the model reads tf.Example feature {feature}, but the table has no column `{column}`; columns: {available}")]
+    MissingFeature {
+        /// The feature, as `name: dtype [shape], required`.
+        feature: String,
+        /// The column it reads.
+        column: String,
+        /// The table's columns, comma separated.
+        available: String,
+    },
+    /// A column that cannot be written as its tf.Example feature.
+    #[error("column `{column}` cannot feed tf.Example feature `{feature}`: {message}")]
+    FeatureMismatch {
+        /// The column.
+        column: String,
+        /// The feature.
+        feature: String,
+        /// What does not fit.
+        message: String,
+    },
+    /// Values handed to [`crate::SavedModel::call`] that do not fit the signature.
+    #[error("signature `{signature}`, input `{input}`: {message}")]
+    CallInput {
+        /// The signature.
+        signature: String,
+        /// The input.
+        input: String,
+        /// What is wrong.
+        message: String,
     },
     /// TensorFlow failed to load the SavedModel.
     #[error("TensorFlow could not load the SavedModel at {path} with tags {tags:?}: {message}")]

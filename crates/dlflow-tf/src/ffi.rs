@@ -19,7 +19,16 @@ macro_rules! opaque {
         }
     )*};
 }
-opaque!(TF_Status, TF_Graph, TF_Operation, TF_SessionOptions, TF_Session, TF_Tensor);
+opaque!(
+    TF_Status,
+    TF_Graph,
+    TF_Operation,
+    TF_OperationDescription,
+    TF_ImportGraphDefOptions,
+    TF_SessionOptions,
+    TF_Session,
+    TF_Tensor,
+);
 
 /// `TF_DataType`, a C enum (int).
 pub type TF_DataType = c_int;
@@ -85,6 +94,24 @@ tf_api! {
     fn TF_NewGraph() -> *mut TF_Graph;
     fn TF_DeleteGraph(g: *mut TF_Graph);
     fn TF_GraphOperationByName(g: *mut TF_Graph, name: *const c_char) -> *mut TF_Operation;
+    fn TF_GraphGetTensorNumDims(g: *mut TF_Graph, output: TF_Output, s: *mut TF_Status) -> c_int;
+    fn TF_GraphGetTensorShape(g: *mut TF_Graph, output: TF_Output, dims: *mut i64, num_dims: c_int, s: *mut TF_Status);
+    fn TF_OperationOutputType(output: TF_Output) -> TF_DataType;
+    fn TF_OperationNumOutputs(oper: *mut TF_Operation) -> c_int;
+    fn TF_GraphToGraphDef(g: *mut TF_Graph, output_graph_def: *mut TF_Buffer, s: *mut TF_Status);
+    fn TF_NewImportGraphDefOptions() -> *mut TF_ImportGraphDefOptions;
+    fn TF_DeleteImportGraphDefOptions(opts: *mut TF_ImportGraphDefOptions);
+    fn TF_ImportGraphDefOptionsAddInputMapping(
+        opts: *mut TF_ImportGraphDefOptions,
+        src_name: *const c_char,
+        src_index: c_int,
+        dst: TF_Output,
+    );
+    fn TF_GraphImportGraphDef(g: *mut TF_Graph, graph_def: *const TF_Buffer, options: *const TF_ImportGraphDefOptions, s: *mut TF_Status);
+    fn TF_NewOperation(g: *mut TF_Graph, op_type: *const c_char, oper_name: *const c_char) -> *mut TF_OperationDescription;
+    fn TF_SetAttrType(desc: *mut TF_OperationDescription, attr_name: *const c_char, value: TF_DataType);
+    fn TF_SetAttrShape(desc: *mut TF_OperationDescription, attr_name: *const c_char, dims: *const i64, num_dims: c_int);
+    fn TF_FinishOperation(desc: *mut TF_OperationDescription, s: *mut TF_Status) -> *mut TF_Operation;
     fn TF_NewSessionOptions() -> *mut TF_SessionOptions;
     fn TF_DeleteSessionOptions(o: *mut TF_SessionOptions);
     fn TF_LoadSessionFromSavedModel(

@@ -8,10 +8,13 @@
 //! | module | what |
 //! |---|---|
 //! | [`library`] | find and load libtensorflow ([`TensorFlow`], [`locate`]) |
-//! | [`saved_model`] | [`SavedModel`]: load with tags, list and run signatures |
+//! | [`saved_model`] | [`SavedModel`]: load with tags, list signatures, run them over tensors ([`SavedModel::call`]) |
 //! | [`signature`] | [`Signature`], [`TensorSpec`], [`Shape`] |
 //! | [`dtype`] | [`DType`] (TensorFlow), [`DlType`] (the seed's `FLOAT_32`... names) |
 //! | [`convert`] | Arrow columns <-> tensors |
+//! | [`tensor_value`] | [`TensorValue`]: a tensor as Arrow values and a shape |
+//! | [`example_spec`] | [`ExampleSpec`]: the tf.Example features a signature parses, read from its graph |
+//! | [`example`] | [`ExampleEncoder`]: serialized `tf.train.Example` protos from a table's columns |
 //! | [`predict`] | [`Predictor`]: a signature bound to a schema, run batch by batch |
 //!
 //! ```no_run
@@ -29,7 +32,11 @@
 pub mod convert;
 pub mod dtype;
 mod error;
+pub mod example;
+pub mod example_spec;
 mod ffi;
+mod graph;
+mod graph_shapes;
 pub mod library;
 pub mod predict;
 mod proto;
@@ -37,11 +44,15 @@ pub mod saved_model;
 pub mod signature;
 mod status;
 mod tensor;
+pub mod tensor_value;
 
 pub use dtype::{DType, DlType};
 pub use error::{Result, TfError};
+pub use example::ExampleEncoder;
+pub use example_spec::{ExampleSpec, FeatureKind, FeatureSpec};
 pub use library::{locate, TensorFlow};
 pub use predict::{PredictOptions, Predictor, DEFAULT_BATCH_SIZE};
 pub use saved_model::{LoadOptions, SavedModel};
 pub use signature::{Shape, Signature, TensorSpec, STANDARD_SIGNATURES};
 pub use tensor::Tensor;
+pub use tensor_value::TensorValue;

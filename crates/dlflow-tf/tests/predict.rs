@@ -221,3 +221,42 @@ fn one_model_serves_many_threads_at_once() {
         assert_eq!(handle.join().expect("thread"), expected);
     }
 }
+
+#[test]
+fn a_fixed_batch_dimension_gets_exactly_that_many_rows_per_run() {
+    // `pair` is [4, 2]: ten rows run as 4 + 4 + 2, the last run padded with copies of the
+    // last row whose outputs are dropped.
+    let reference = common::reference("fixed_batch");
+    let inputs = common::reference_inputs(&reference);
+    let predictor = Predictor::new(load("fixed_batch"), &inputs.schema(), &PredictOptions::default()).expect("bind");
+    assert_eq!(predictor.batch_size(), 4);
+    let types: Vec<DataType> = predictor.output_fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, vec![DataType::Float32, DataType::Boolean, DataType::Float32], "first, positive, total");
+    let once = predictor.predict(&inputs).expect("predict");
+    for (field, column) in predictor.output_fields().iter().zip(&once) {
+        let expected = reference.column_by_name(&format!("expected.{}", field.name())).expect("expected column");
+        common::assert_same_values(&format!("fixed_batch.{}", field.name()), column, expected);
+    }
+    let rows: Vec<usize> = (0..10).map(|i| i % 4).collect();
+    let indices = arrow::array::UInt32Array::from_iter_values(rows.iter().map(|r| *r as u32));
+    let ten = arrow::compute::take_record_batch(&inputs, &indices).expect("take");
+    let outputs = predictor.predict(&ten).expect("predict 10 rows");
+    for (o, column) in outputs.iter().enumerate() {
+        assert_eq!(column.len(), 10);
+        let expected = arrow::compute::take(once[o].as_ref(), &indices, None).expect("take");
+        assert_eq!(column.to_data(), expected.to_data(), "output {o}: each row's value, whatever run it was in");
+    }
+}
+
+#[test]
+fn a_sparse_coo_input_is_refused_with_the_reason() {
+    let model = load("sparse_coo");
+    let signature = model.signature("serving_default").expect("signature");
+    let problem = signature.problem().expect("sparse input");
+    assert!(problem.contains("sparse") && problem.contains("COO") && problem.contains("x/indices:0"), "{problem}");
+    let batch = RecordBatch::try_from_iter([("x", Arc::new(Float32Array::from(vec![1.0])) as ArrayRef)]).expect("batch");
+    let err = Predictor::new(model.clone(), &batch.schema(), &PredictOptions::default()).err().expect("refused");
+    assert!(matches!(err, TfError::UnusableSignature { .. }) && err.to_string().contains("dense"), "{err}");
+    let err = model.call("serving_default", &[]).err().expect("refused by call too");
+    assert!(err.to_string().contains("sparse"), "{err}");
+}

@@ -76,6 +76,6 @@ fn corrupt_saved_model_pb_is_a_load_error_not_a_crash() {
 fn wrong_tags_are_a_load_error_naming_the_tags() {
     let options = LoadOptions { tags: vec!["train".into()], ..LoadOptions::default() };
     let err = SavedModel::load_with(common::model("linear"), &options).err().expect("must fail");
-    assert!(matches!(err, TfError::ModelLoad { .. }), "{err}");
-    assert!(err.to_string().contains("train"), "{err}");
+    assert!(matches!(err, TfError::NoSuchTags { .. }), "{err}");
+    assert!(err.to_string().contains("tagged {train}") && err.to_string().contains("its tag sets are: {serve}"), "{err}");
 }

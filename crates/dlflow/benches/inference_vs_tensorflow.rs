@@ -5,22 +5,21 @@
 //! inference_vs_tensorflow` with DLFLOW_MODELS and the virtualenv set up). Rows and batch
 //! size: DLFLOW_BENCH_ROWS (default 200000), DLFLOW_BENCH_BATCH (default 1024).
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{FixedSizeListArray, Float32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field};
+use common::{env_usize, write_arrow};
 use dlflow::{Environment, Model};
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 
 const REPEAT: usize = 3;
 const BATCH_ROWS: usize = 8192;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// `rows` MNIST-sized rows of uniform pixels, as record batches of BATCH_ROWS rows.
 fn make_rows(rows: usize) -> Vec<RecordBatch> {
@@ -55,15 +54,6 @@ async fn dlflow_rows_per_second(model: &Model, batches: &[RecordBatch]) -> (usiz
         }
     }
     (rows, rows as f64 / best)
-}
-
-fn write_arrow(batches: &[RecordBatch], path: &std::path::Path) {
-    let file = std::fs::File::create(path).expect("create");
-    let mut writer = datafusion::arrow::ipc::writer::FileWriter::try_new(file, &batches[0].schema()).expect("writer");
-    for batch in batches {
-        writer.write(batch).expect("write");
-    }
-    writer.finish().expect("finish");
 }
 
 fn python() -> std::path::PathBuf {

@@ -9,10 +9,11 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
-use dlflow::layers::dlflow_table::stream::{write_to_sink, StreamSink};
+use clap::Args;
 use dlflow::layers::dlflow_table::inference::ModelHandle;
+use dlflow::layers::dlflow_table::stream::{write_to_sink, StreamSink};
 use dlflow::layers::dlflow_table::FileFormat;
-use dlflow::{Environment, Model, Table};
+use dlflow::{Environment, LoadOptions, Model, Table};
 use futures::StreamExt;
 
 use crate::progress::RowProgress;
@@ -30,12 +31,27 @@ pub fn parse_named_model(value: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// Load every `--model` and register it in `env` for SQL.
-pub fn load_models(env: &Environment, models: &[(String, PathBuf)]) -> dlflow::Result<Vec<Model>> {
+/// `--tags`: the MetaGraph to load, for every command that loads models.
+#[derive(Args, Clone)]
+pub struct TagsArg {
+    /// MetaGraph tags of the models to load, comma separated (e.g. `train,serve`); a model
+    /// is loaded from the MetaGraph with exactly these tags.
+    #[arg(long, default_value = "serve", value_name = "TAG,...")]
+    tags: String,
+}
+
+/// How to load models given `--tags`.
+pub fn load_options(tags: &TagsArg) -> LoadOptions {
+    LoadOptions::default().with_tags(LoadOptions::parse_tags(&tags.tags))
+}
+
+/// Load every `--model` (with `--tags`) and register it in `env` for SQL.
+pub fn load_models(env: &Environment, models: &[(String, PathBuf)], tags: &TagsArg) -> dlflow::Result<Vec<Model>> {
+    let options = load_options(tags);
     models
         .iter()
         .map(|(name, dir)| {
-            let model = Model::load(dir)?;
+            let model = Model::load_with(dir, &options)?;
             if let ModelHandle::Versioned(versions) = model.handle() {
                 let (version, _) = versions.current();
                 eprintln!("serving model version {version} of {} (watching for newer versions)", dir.display());

@@ -11,7 +11,7 @@ use dlflow::layers::dlflow_tf::{DType, Signature};
 use dlflow::{Environment, Model, Table};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::{deliver, load_models, parse_named_model, OutputArgs};
+use super::{deliver, load_models, parse_named_model, OutputArgs, TagsArg};
 
 /// Arguments of `dlflow predict`.
 #[derive(Args)]
@@ -35,7 +35,8 @@ pub struct PredictArgs {
     /// Signature to run (default: serving_default, else predict/regress/classify).
     #[arg(long)]
     signature: Option<String>,
-    /// Feed signature input INPUT from column COLUMN (repeatable): INPUT=COLUMN.
+    /// Feed signature input INPUT from column COLUMN (repeatable): INPUT=COLUMN. For a
+    /// tf.Example input, FEATURE=COLUMN writes COLUMN as feature FEATURE.
     #[arg(long = "map", value_parser = parse_mapping)]
     mappings: Vec<(String, String)>,
     /// Only append these outputs (repeatable).
@@ -50,6 +51,8 @@ pub struct PredictArgs {
     batch_size: usize,
     #[command(flatten)]
     stream: StreamInputArgs,
+    #[command(flatten)]
+    tags: TagsArg,
 }
 
 /// How a stream input is read.
@@ -111,7 +114,7 @@ impl PredictArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
-        let mut model = load_models(&env, std::slice::from_ref(&self.model))?.remove(0).with_batch_size(self.batch_size);
+        let mut model = load_models(&env, std::slice::from_ref(&self.model), &self.tags)?.remove(0).with_batch_size(self.batch_size);
         if let Some(signature) = &self.signature {
             model = model.with_signature(signature);
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use dlflow::Environment;
 
-use super::{deliver, load_models, parse_named_model, OutputArgs};
+use super::{deliver, load_models, parse_named_model, OutputArgs, TagsArg};
 
 /// Arguments of `dlflow sql`.
 #[derive(Args)]
@@ -23,13 +23,15 @@ pub struct SqlArgs {
     tables: Vec<(String, PathBuf)>,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    tags: TagsArg,
 }
 
 impl SqlArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
-        load_models(&env, &self.models)?;
+        load_models(&env, &self.models, &self.tags)?;
         for (name, path) in &self.tables {
             env.register_file(name, path).await?;
         }

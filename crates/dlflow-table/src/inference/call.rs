@@ -24,11 +24,22 @@ pub const MODEL_VERSION_COLUMN: &str = "model_version";
 pub struct ModelCall {
     model: ModelHandle,
     options: PredictOptions,
+    binding: Binding,
     arg_schema: SchemaRef,
     /// The outputs as planned, without `model_version`.
     outputs: Vec<FieldRef>,
     /// The predictor in use, and the versions last seen and served.
     bound: Mutex<Bound>,
+}
+
+/// How a call's arguments feed the signature's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Argument `i` feeds input `i` (inputs sorted by key): SQL's `predict('m', a, b)`.
+    Positional,
+    /// The arguments are a table's columns; inputs read them by name (or the options' mapping),
+    /// tf.Example inputs are built from the feature columns: `Model::transform`.
+    ByName,
 }
 
 /// A versioned call's state: `seen` moves on with every new version, `serving` only when the
@@ -56,13 +67,13 @@ impl fmt::Display for ModelCall {
 impl ModelCall {
     /// Plans a call of `model` on arguments of `arg_fields`: checks columns, types and shapes
     /// against the signature now, before any row is read.
-    pub fn plan(model: ModelHandle, options: PredictOptions, arg_fields: Vec<FieldRef>) -> Result<ModelCall> {
+    pub fn plan(model: ModelHandle, options: PredictOptions, binding: Binding, arg_fields: Vec<FieldRef>) -> Result<ModelCall> {
         let arg_schema = Arc::new(Schema::new(arg_fields));
         let (saved_model, version) = model.current();
-        let predictor = Predictor::positional(saved_model, &arg_schema, &options).map_err(tf_error)?;
+        let predictor = bind(binding, saved_model, &arg_schema, &options).map_err(tf_error)?;
         let outputs = predictor.output_fields();
         let bound = Bound { seen: version, serving: version, predictor: Arc::new(predictor) };
-        Ok(ModelCall { model, options, arg_schema, outputs, bound: Mutex::new(bound) })
+        Ok(ModelCall { model, options, binding, arg_schema, outputs, bound: Mutex::new(bound) })
     }
 
     /// The model.
@@ -99,7 +110,7 @@ impl ModelCall {
         let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
         if version != bound.seen {
             bound.seen = version;
-            match Predictor::positional(model, &self.arg_schema, &self.options) {
+            match bind(self.binding, model, &self.arg_schema, &self.options) {
                 Ok(predictor) if predictor.output_fields() == self.outputs => {
                     bound.predictor = Arc::new(predictor);
                     bound.serving = version;
@@ -131,6 +142,13 @@ impl ModelCall {
         } else {
             Arc::new(StructArray::try_new(Fields::from(self.output_fields()), columns, None)?)
         })
+    }
+}
+
+fn bind(binding: Binding, model: Arc<dlflow_tf::SavedModel>, schema: &Schema, options: &PredictOptions) -> dlflow_tf::Result<Predictor> {
+    match binding {
+        Binding::Positional => Predictor::positional(model, schema, options),
+        Binding::ByName => Predictor::new(model, schema, options),
     }
 }
 

@@ -24,7 +24,7 @@ mod registry;
 mod transform;
 mod versions;
 
-pub use call::{ModelCall, MODEL_VERSION_COLUMN};
+pub use call::{Binding, ModelCall, MODEL_VERSION_COLUMN};
 pub use exec::{PredictColumn, PredictExec};
 pub use handle::ModelHandle;
 pub use plan::PlanPredictions;

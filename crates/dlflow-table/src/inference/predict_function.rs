@@ -15,7 +15,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use dlflow_tf::PredictOptions;
 
-use super::call::ModelCall;
+use super::call::{Binding, ModelCall};
 use super::{ModelHandle, ModelRegistry};
 
 /// `predict(model, input...)`: run a SavedModel signature over columns.
@@ -25,8 +25,9 @@ use super::{ModelHandle, ModelRegistry};
 ///   string literal naming a registered model, optionally with a signature
 ///   (`'mlp:classify'`); the other arguments feed the signature's inputs in the order
 ///   `dlflow model inspect` lists them (sorted by name).
-/// - [`PredictFunction::bound`]: one model and [`PredictOptions`] fixed in advance; every
-///   argument feeds an input. `Model::transform` builds on this.
+/// - [`PredictFunction::bound`]: one model and [`PredictOptions`] fixed in advance; the
+///   arguments are a table's columns, which feed the inputs by name (tf.Example inputs are built
+///   from them). `Model::transform` builds on this.
 ///
 /// A signature with one output returns that output's column; with several (or a versioned
 /// model, which adds `model_version`), a struct with one field per output. Types and shapes are
@@ -80,8 +81,8 @@ impl PredictFunction {
     /// The call this function makes for arguments of `input_fields` (and, for the SQL form,
     /// the first argument `model_arg`).
     pub(crate) fn call(&self, model_arg: Option<&ScalarValue>, input_fields: &[FieldRef]) -> Result<ModelCall> {
-        let (model, options) = match &self.source {
-            Source::Bound { model, options, .. } => (model.clone(), options.clone()),
+        let (model, options, binding) = match &self.source {
+            Source::Bound { model, options, .. } => (model.clone(), options.clone(), Binding::ByName),
             Source::Registry(registry) => {
                 let spec = match model_arg {
                     Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => s.as_str(),
@@ -95,10 +96,10 @@ impl PredictFunction {
                     Some((name, signature)) => (name, Some(signature.to_string())),
                     None => (spec, None),
                 };
-                (registry.get(name)?, PredictOptions { signature, ..PredictOptions::default() })
+                (registry.get(name)?, PredictOptions { signature, ..PredictOptions::default() }, Binding::Positional)
             }
         };
-        ModelCall::plan(model, options, input_fields.to_vec())
+        ModelCall::plan(model, options, binding, input_fields.to_vec())
     }
 }
 

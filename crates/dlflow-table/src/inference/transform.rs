@@ -31,8 +31,7 @@ use super::{tf_error, ModelHandle, PredictFunction};
 pub fn transform(input: DataFrame, model: ModelHandle, options: PredictOptions) -> Result<DataFrame> {
     let schema = input.schema().as_arrow().clone();
     let (saved_model, _) = model.current();
-    // Bound by name here, to learn which column feeds which input; the call itself is
-    // positional, in the signature's input order.
+    // Bound here to check the columns before any row is read, and to learn the outputs.
     let predictor = Predictor::new(saved_model, &schema, &options).map_err(tf_error)?;
     let mut outputs: Vec<String> = predictor.output_fields().iter().map(|f| f.name().clone()).collect();
     if model.is_versioned() {
@@ -47,10 +46,12 @@ pub fn transform(input: DataFrame, model: ModelHandle, options: PredictOptions) 
             )));
         }
     }
-    let args: Vec<Expr> = predictor.feeding_columns().into_iter().map(|i| ident(schema.field(i).name())).collect();
+    // Every column goes to the call (Arc clones, no copies); the predictor picks its inputs by
+    // name, and builds tf.Example protos from feature columns.
+    let columns: Vec<Expr> = schema.fields().iter().map(|f| ident(f.name())).collect();
     let name = format!("predict_{}", predictor.signature().name().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-    let call = ScalarUDF::new_from_impl(PredictFunction::bound(name, model, options)).call(args);
-    let mut select: Vec<Expr> = schema.fields().iter().map(|f| ident(f.name())).collect();
+    let call = ScalarUDF::new_from_impl(PredictFunction::bound(name, model, options)).call(columns.clone());
+    let mut select = columns;
     match outputs.as_slice() {
         [single] => select.push(call.alias(single)),
         many => select.extend(many.iter().map(|output| get_field(call.clone(), output.as_str()).alias(output))),

@@ -221,10 +221,14 @@ async fn transform_over_an_unbounded_table_maps_records_as_they_arrive() {
         .expect("stream table");
     assert!(records.is_unbounded().await.expect("plan"));
     let mut predicted = linear().transform(&records).expect("transform").stream().await.expect("stream");
-    let (mut peer, _) = tokio::task::spawn_blocking(move || listener.accept()).await.expect("join").expect("accept");
-    writeln!(peer, "{{\"x\": 1.5, \"id\": 7}}").expect("send");
-    // The connection stays open: the result comes anyway, as soon as the record is read.
+    // dlflow connects when the stream is first polled: the peer accepts meanwhile, on a thread.
+    let peer = std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().expect("accept");
+        writeln!(peer, "{{\"x\": 1.5, \"id\": 7}}").expect("send");
+        peer // the connection stays open
+    });
     let batch = tokio::time::timeout(std::time::Duration::from_secs(30), predicted.next()).await.expect("a result in time").expect("a batch").expect("ok");
+    let _peer = peer.join().expect("peer");
     assert_eq!(i64_values(&[batch.clone()], "id"), vec![7]);
     assert_eq!(f32_values(&[batch], "y"), vec![4.0]);
 }

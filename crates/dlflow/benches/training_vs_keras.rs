@@ -6,10 +6,16 @@
 //!   same rows preloaded in memory (target >= 0.9x) and against the seed's feed, each row a CSV
 //!   text line decoded by `tf.io.decode_csv` (target >= 2x);
 //! - `startup`: seconds from the call to `train` to the first batch in `tf.data`, minus Python's
-//!   and TensorFlow's own import time, measured apart (target < 2 s).
+//!   and TensorFlow's own import time, measured apart (target < 2 s);
+//! - `fit`: `dlflow fit` as a user runs it (the CLI, a `tf_keras` .h5 MLP 784-128-10, rows of
+//!   784 floats in a Parquet file, batch 128, Adam, one worker, shuffled) against a user's
+//!   Keras script (the same file read into NumPy, `model.fit`, shuffled): samples/s over the
+//!   epochs 3-12, the rate of a 12-epoch run minus a 2-epoch run (start-up cancels out), in
+//!   alternating rounds; the ratio's median and range over the rounds (target >= 0.95x).
 //!
-//! Run with `scripts/bench.sh training [feed|train|startup]`. Sizes: DLFLOW_BENCH_FEED_ROWS
-//! (default 1000000), DLFLOW_BENCH_TRAIN_ROWS (default 30000).
+//! Run with `scripts/bench.sh training [feed|train|startup|fit]`. Sizes: DLFLOW_BENCH_FEED_ROWS
+//! (default 1000000), DLFLOW_BENCH_TRAIN_ROWS (default 30000), DLFLOW_BENCH_FIT_ROWS (default
+//! 60000), DLFLOW_BENCH_FIT_ROUNDS (default 3).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,6 +31,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 fn entries() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/entries/training_bench.py")
+}
+
+fn fit_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/entries/fit_bench.py")
 }
 
 fn config(function: &str, properties: &[(&str, String)]) -> TfClusterConfig {
@@ -129,6 +139,112 @@ async fn startup() {
     println!("  dlflow's own start-up: {:.2} s (target < 2 s)", best - imports);
 }
 
+/// The `dlflow` binary next to this benchmark's (scripts/bench.sh builds it).
+fn dlflow_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let release = exe.parent().and_then(|deps| deps.parent()).expect("target/release");
+    let binary = release.join("dlflow");
+    assert!(binary.is_file(), "{} is missing: build it (scripts/bench.sh training does)", binary.display());
+    binary
+}
+
+/// Wall seconds and peak resident memory (MB, from /usr/bin/time) of `command`.
+fn timed(command: &mut Command) -> (f64, f64) {
+    let measured = tempfile::NamedTempFile::new().expect("temp file");
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(measured.path())
+        .arg(&program)
+        .args(&args)
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+        .output()
+        .expect("run");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(output.status.success(), "{program:?} {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let kilobytes: f64 = std::fs::read_to_string(measured.path())
+        .ok()
+        .and_then(|text| text.lines().last()?.trim().parse().ok())
+        .unwrap_or(0.0);
+    (seconds, kilobytes / 1024.0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn fit() {
+    let rows = env_u64("DLFLOW_BENCH_FIT_ROWS", 60_000);
+    let rounds = env_u64("DLFLOW_BENCH_FIT_ROUNDS", 3).max(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, model) = (dir.path().join("rows.parquet"), dir.path().join("mlp.h5"));
+    let env = Environment::new();
+    let pixels = DataType::new_fixed_size_list(DataType::Float32, 784, false);
+    let table = env
+        .datagen(
+            DataGen::new(rows)
+                .seed(4)
+                .column("pixels", Generator::uniform_vector(784, 0.0, 1.0).with_data_type(pixels))
+                .column("label", Generator::uniform_int(0, 9)),
+        )
+        .expect("datagen");
+    table.write(&data, |_| {}).await.expect("write the rows");
+    let python = dlflow::layers::dlflow_cluster::interpreter(&dlflow::Python::Default).expect("python");
+    let status = Command::new(&python).arg(fit_script()).arg("model").arg(&model).status().expect("python");
+    assert!(status.success(), "making the model failed");
+    let binary = dlflow_binary();
+    let ours = |epochs: u64| {
+        let out = dir.path().join(format!("fitted-{epochs}-{}", std::process::id()));
+        let mut command = Command::new(&binary);
+        command.arg("fit").arg("--input").arg(&data).arg("--model-file").arg(&model);
+        command.args(["--features", "pixels", "--label", "label", "--loss", "sparse_categorical_crossentropy"]);
+        command.args(["--loss-params", r#"{"from_logits": true}"#, "--optimizer", "adam", "--batch-size", "128"]);
+        command.args(["--workers", "1", "--epochs", &epochs.to_string(), "--output"]).arg(&out);
+        let measured = timed(&mut command);
+        std::fs::remove_dir_all(&out).expect("remove the fitted model");
+        measured
+    };
+    let keras = |epochs: u64| {
+        let mut command = Command::new(&python);
+        command.arg(fit_script()).arg("keras").arg(&data).arg(&model).arg(epochs.to_string()).arg("128");
+        timed(&mut command)
+    };
+    let (mut dlflow_rates, mut keras_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dlflow_rss, mut keras_rss) = (0f64, 0f64);
+    for round in 0..rounds {
+        let (d2, k2, d12, k12) = (ours(2), keras(2), ours(12), keras(12));
+        let (d, k) = (10.0 * rows as f64 / (d12.0 - d2.0), 10.0 * rows as f64 / (k12.0 - k2.0));
+        println!(
+            "  round {}: dlflow fit {:>6.0} samples/s (2 epochs {:.1} s, 12 epochs {:.1} s); Keras {:>6.0} samples/s \
+             ({:.1} s, {:.1} s); ratio {:.2}x",
+            round + 1,
+            d,
+            d2.0,
+            d12.0,
+            k,
+            k2.0,
+            k12.0,
+            d / k
+        );
+        dlflow_rss = dlflow_rss.max(d12.1);
+        keras_rss = keras_rss.max(k12.1);
+        dlflow_rates.push(d);
+        keras_rates.push(k);
+        ratios.push(d / k);
+    }
+    let (low, high) = ratios.iter().fold((f64::INFINITY, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    println!("fit: MLP 784-128-10 (.h5), {rows} rows x 784 float32 in Parquet, batch 128, Adam, 1 worker, epochs 3-12");
+    println!("  dlflow fit (CLI)                    {:>10.0} samples/s (median of {rounds})", median(&mut dlflow_rates));
+    println!("  Keras fit on NumPy (Python script)  {:>10.0} samples/s (median of {rounds})", median(&mut keras_rates));
+    println!("  peak RSS of the 12-epoch run: dlflow {dlflow_rss:.0} MB (the CLI, not its Python node), Keras {keras_rss:.0} MB");
+    println!("  ratio dlflow / Keras: median {:.2}x, range {low:.2}-{high:.2}x over {rounds} rounds (target >= 0.95x)", median(&mut ratios));
+}
+
 #[tokio::main]
 async fn main() {
     let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -141,5 +257,8 @@ async fn main() {
     }
     if all || which.iter().any(|w| w == "train") {
         train().await;
+    }
+    if all || which.iter().any(|w| w == "fit") {
+        fit().await;
     }
 }

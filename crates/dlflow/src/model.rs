@@ -161,7 +161,16 @@ impl Model {
     /// Columns feed the signature's inputs by name (or [`Model::map_input`]); types and
     /// shapes are checked here, before any row is read. The result is lazy: it runs, streaming,
     /// when collected or written.
+    ///
+    /// A model an [`Estimator`](crate::Estimator) fitted also takes a table that still has the
+    /// label column (named like the prediction): the label stays, and the prediction is
+    /// appended as `{prediction}_predicted`.
     pub fn transform(&self, table: &Table) -> Result<Table> {
+        if let Some(fitted) = &self.fitted {
+            if table.schema().column_with_name(&fitted.prediction_col).is_some() {
+                return crate::estimator::transform_beside_label(self, &fitted.prediction_col, table);
+            }
+        }
         let predictor = Predictor::new(self.model.clone(), &table.schema(), &self.options)?;
         let df = dlflow_table::inference::transform(table.dataframe().clone(), Arc::new(predictor), self.concurrency)?;
         Ok(Table::new(df))

@@ -104,13 +104,8 @@ pub(crate) fn transform_beside_label(model: &Model, prediction: &str, table: &Ta
     let hide: Vec<Expr> =
         names.iter().map(|&n| if n == prediction { ident(n).alias(HIDDEN_LABEL) } else { ident(n) }).collect();
     let predicted = model.transform(&Table::new(table.dataframe().clone().select(hide)?))?;
-    let outputs: Vec<String> = predicted
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .filter(|n| n != HIDDEN_LABEL && !names.contains(&n.as_str()))
-        .collect();
+    // `transform` appends the outputs after the input's columns.
+    let outputs: Vec<String> = predicted.schema().fields().iter().skip(names.len()).map(|f| f.name().clone()).collect();
     let restore: Vec<Expr> = names
         .iter()
         .map(|&n| if n == prediction { ident(HIDDEN_LABEL).alias(n) } else { ident(n) })

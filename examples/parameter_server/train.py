@@ -67,7 +67,8 @@ def train_entry(context):
 
         return strategy.run(replica_step, args=(x, y))
 
-    dataset = ctx.get_tfdataset(features="x", label="y").batch(int(ctx.get_property("batch_size", "32")))
+    dataset = (ctx.get_tfdataset(features="x", label="y").batch(int(ctx.get_property("batch_size", "32")))
+               .map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.float32))))
     for epoch in range(ctx.get_epochs()):
         losses = [coordinator.schedule(step, args=(x, y)) for x, y in dataset]  # one pass: one epoch
         coordinator.join()  # every step of the epoch has run on some worker

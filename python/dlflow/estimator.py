@@ -612,7 +612,6 @@ class _Share:
 
     @classmethod
     def read(cls, context, ctx, to_inputs, label_col, label_dtype):
-        started = time.perf_counter()
         batches = list(context.next_epoch_batches())  # the job's single pass: this worker's share
         table = pa.Table.from_batches(batches, schema=ctx.get_input_schema())
         del batches
@@ -622,7 +621,7 @@ class _Share:
         share = cls(to_inputs(columns), tf.cast(columns[label_col], label_dtype))
         if share.rows == 0:
             raise ValueError("this worker's share of the rows is empty: the table has fewer rows than workers")
-        ctx.report("loaded", rows=share.rows, seconds=time.perf_counter() - started)
+        ctx.report("loaded", rows=share.rows)
         return share
 
     def steps(self, batch_size):

@@ -125,7 +125,7 @@ impl EpochProgress {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 *state = EpochState { done: 0, started: Instant::now(), pending: Default::default() };
                 let rows = notice["rows"].as_u64().unwrap_or(0);
-                say(&bar, format!("read {} rows into memory in {:.1} s", rows * workers, notice["seconds"].as_f64().unwrap_or(0.0)));
+                say(&bar, format!("the workers hold their {} rows in memory; training", rows * workers));
                 bar.set_style(bar_style());
                 bar.set_length(rows * workers);
                 bar.set_position(0);

@@ -198,13 +198,13 @@ async fn fit() {
     let status = Command::new(&python).arg(fit_script()).arg("model").arg(&model).status().expect("python");
     assert!(status.success(), "making the model failed");
     let binary = dlflow_binary();
-    let ours = |epochs: u64| {
+    let ours = |epochs: u64, extra: &[&str]| {
         let out = dir.path().join(format!("fitted-{epochs}-{}", std::process::id()));
         let mut command = Command::new(&binary);
         command.arg("fit").arg("--input").arg(&data).arg("--model-file").arg(&model);
         command.args(["--features", "pixels", "--label", "label", "--loss", "sparse_categorical_crossentropy"]);
         command.args(["--loss-params", r#"{"from_logits": true}"#, "--optimizer", "adam", "--batch-size", "128"]);
-        command.args(["--workers", "1", "--epochs", &epochs.to_string(), "--output"]).arg(&out);
+        command.args(["--workers", "1", "--epochs", &epochs.to_string()]).args(extra).arg("--output").arg(&out);
         let measured = timed(&mut command);
         std::fs::remove_dir_all(&out).expect("remove the fitted model");
         measured
@@ -214,10 +214,18 @@ async fn fit() {
         command.arg(fit_script()).arg("keras").arg(&data).arg(&model).arg(epochs.to_string()).arg("128");
         timed(&mut command)
     };
-    let (mut dlflow_rates, mut keras_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // DLFLOW_BENCH_FIT_STREAM=1 adds `dlflow fit --no-shuffle`: every epoch read and sent again.
+    let stream = std::env::var("DLFLOW_BENCH_FIT_STREAM").is_ok_and(|v| v == "1");
+    let (mut dlflow_rates, mut keras_rates, mut ratios, mut stream_ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut dlflow_rss, mut keras_rss) = (0f64, 0f64);
     for round in 0..rounds {
-        let (d2, k2, d12, k12) = (ours(2), keras(2), ours(12), keras(12));
+        let (d2, k2, d12, k12) = (ours(2, &[]), keras(2), ours(12, &[]), keras(12));
+        if stream {
+            let (s2, s12) = (ours(2, &["--no-shuffle"]), ours(12, &["--no-shuffle"]));
+            let rate = 10.0 * rows as f64 / (s12.0 - s2.0);
+            println!("  round {}: dlflow fit --no-shuffle {rate:>6.0} samples/s ({:.1} s, {:.1} s)", round + 1, s2.0, s12.0);
+            stream_ratios.push(rate / (10.0 * rows as f64 / (k12.0 - k2.0)));
+        }
         let (d, k) = (10.0 * rows as f64 / (d12.0 - d2.0), 10.0 * rows as f64 / (k12.0 - k2.0));
         println!(
             "  round {}: dlflow fit {:>6.0} samples/s (2 epochs {:.1} s, 12 epochs {:.1} s); Keras {:>6.0} samples/s \
@@ -243,6 +251,10 @@ async fn fit() {
     println!("  Keras fit on NumPy (Python script)  {:>10.0} samples/s (median of {rounds})", median(&mut keras_rates));
     println!("  peak RSS of the 12-epoch run: dlflow {dlflow_rss:.0} MB (the CLI, not its Python node), Keras {keras_rss:.0} MB");
     println!("  ratio dlflow / Keras: median {:.2}x, range {low:.2}-{high:.2}x over {rounds} rounds (target >= 0.95x)", median(&mut ratios));
+    if stream {
+        let (low, high) = stream_ratios.iter().fold((f64::INFINITY, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        println!("  ratio dlflow --no-shuffle / Keras: median {:.2}x, range {low:.2}-{high:.2}x", median(&mut stream_ratios));
+    }
 }
 
 #[tokio::main]

@@ -113,7 +113,7 @@ impl EpochProgress {
                 say(
                     &bar,
                     format!(
-                        "epoch {}/{total}: {all} rows in {seconds:.1} s ({} rows/s){}",
+                        "epoch {}/{total}: {all} rows in {seconds:.2} s ({} rows/s){}",
                         epoch + 1,
                         human(all as f64 / seconds.max(1e-9)),
                         metric_values(notice)

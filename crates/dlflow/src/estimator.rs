@@ -315,8 +315,15 @@ impl Estimator {
                 (input, Some(file))
             }
         };
-        if input.count().await? == 0 {
-            return Err(Error::Invalid("the estimator's input table has no rows".into()));
+        match input.count().await? {
+            0 => return Err(Error::Invalid("the estimator's input table has no rows".into())),
+            rows if rows < self.workers => {
+                return Err(Error::Invalid(format!(
+                    "the estimator's input table has {rows} row(s), fewer than the {} workers: each needs a share",
+                    self.workers
+                )));
+            }
+            _ => {}
         }
         let model_file = match &self.model {
             KerasModel::File(path) => Some(keras_file::prepare(path, self.python.as_ref(), folder.path()).await?),

@@ -341,4 +341,14 @@ async fn the_batch_size_is_global_and_must_split_evenly() {
         .await
         .expect_err("a split above 1");
     assert!(error.to_string().contains("validation_split 1.5"), "{error}");
+    let tiny = linear_rows(&env, 3, 25).await;
+    let error = Estimator::factory(linear_factory(), "build_model")
+        .feature_cols(["x1", "x2"])
+        .label_col("y")
+        .batch_size(4)
+        .worker_count(4)
+        .fit(&tiny)
+        .await
+        .expect_err("3 rows for 4 workers");
+    assert!(error.to_string().contains("has 3 row(s), fewer than the 4 workers"), "{error}");
 }

@@ -71,17 +71,15 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 
 # Absolute import: dlflow's node runner loads this file by path (module "estimator", not
 # "dlflow.estimator"), where a relative import has no package to resolve against.
+from dlflow import training_data
 from dlflow.context import TFContext
-from dlflow.dataset import _to_numpy
 
 ESTIMATOR_FILE = "dlflow_estimator.json"
 
@@ -151,15 +149,16 @@ def estimator_entry(context):
     callbacks = []
     steps = None
     if config.shuffle_seed is None:
-        dataset = _training_dataset(ctx, to_inputs, config.label_col, label_dtype, batch_size)
+        dataset = training_data.streaming(ctx, to_inputs, config.label_col, label_dtype, batch_size)
     else:
-        share = _Share.read(context, ctx, to_inputs, config.label_col, label_dtype)
+        share = training_data.Share.read(context, ctx.get_input_schema(), to_inputs, config.label_col, label_dtype)
+        ctx.report("loaded", rows=share.rows)
         dataset, steps = share.dataset(config.shuffle_seed, epochs, batch_size), share.steps(batch_size)
-        callbacks.append(_RowNotices(ctx, share.rows, batch_size))
+        callbacks.append(training_data.RowNotices(ctx, share.rows, batch_size))
     validation = None
     if config.validation_file is not None:
-        validation = _validation_dataset(ctx, config.validation_file, features, to_inputs, config.label_col,
-                                         label_dtype, batch_size)
+        rows = _validation_rows(ctx, config.validation_file, features, config.label_col)
+        validation = training_data.from_rows(rows, to_inputs, config.label_col, label_dtype, batch_size)
     # Every worker computes the same all-reduced metrics; one report per epoch is enough.
     if ctx.is_chief():
         callbacks.append(_EpochReport(ctx))
@@ -594,102 +593,10 @@ def _worker_batch_size(global_batch, workers):
     return global_batch // workers
 
 
-def _training_dataset(ctx, to_inputs, label_col, label_dtype, batch_size):
-    # Batch first, then map: the adapter works on whole batches (the same function serves the
-    # SavedModel), and one map call per batch is cheaper than one per row.
-    return (ctx.get_tfdataset(batch_size=batch_size)
-            .map(lambda batch: (to_inputs(batch), tf.cast(batch[label_col], label_dtype)),
-                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
-
-
-class _Share:
-    """This worker's rows, read once from the job and held as the model's inputs and labels."""
-
-    def __init__(self, inputs, labels):
-        self.inputs, self.labels = inputs, labels
-        self.rows = int(labels.shape[0])
-
-    @classmethod
-    def read(cls, context, ctx, to_inputs, label_col, label_dtype):
-        batches = list(context.next_epoch_batches())  # the job's single pass: this worker's share
-        table = pa.Table.from_batches(batches, schema=ctx.get_input_schema())
-        del batches
-        columns = {name: tf.constant(_to_numpy(table.column(name), table.schema.field(name)))
-                   for name in table.schema.names}
-        del table  # the tensors are copies: the Arrow buffers go
-        share = cls(to_inputs(columns), tf.cast(columns[label_col], label_dtype))
-        if share.rows == 0:
-            raise ValueError("this worker's share of the rows is empty: the table has fewer rows than workers")
-        ctx.report("loaded", rows=share.rows)
-        return share
-
-    def steps(self, batch_size):
-        return -(-self.rows // batch_size)
-
-    def dataset(self, seed, epochs, batch_size):
-        """Batches of every epoch in turn, epoch e in the order epoch_order(seed, e, rows).
-
-        Gathered from the tensors in memory, like Keras's own NumPy input: one index vector
-        per epoch, one gather per batch, no copy of the rows between epochs.
-        """
-        from dlflow.dataset import epoch_order
-
-        rows, steps = self.rows, self.steps(batch_size)
-
-        def order(epoch):
-            return epoch_order(seed, int(epoch), rows).astype(np.int64)
-
-        def epoch_batches(epoch):
-            indices = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
-            indices.set_shape([rows])
-            return tf.data.Dataset.range(steps).map(
-                lambda step: indices[step * batch_size:tf.minimum((step + 1) * batch_size, rows)])
-
-        batches = tf.data.Dataset.range(epochs).flat_map(epoch_batches)
-        data = tf.data.Dataset.from_tensors((self.inputs, self.labels)).repeat()
-
-        def gather(indices, data):
-            inputs, labels = data
-            return tf.nest.map_structure(lambda t: tf.gather(t, indices), inputs), tf.gather(labels, indices)
-
-        dataset = tf.data.Dataset.zip((batches, data)).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                                                            deterministic=True)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-class _RowNotices(tf.keras.callbacks.Callback):
-    """Training from memory: ``rows`` as batches are trained (at most a few a second) and
-    ``epoch_end`` per epoch, as the job's feed sends them while streaming."""
-
-    def __init__(self, ctx, rows, batch_size):
-        super().__init__()
-        self._ctx, self._rows, self._batch = ctx, rows, batch_size
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._done, self._unsent, self._sent_at = 0, 0, time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        rows = min(self._batch, self._rows - self._done)
-        self._done += rows
-        self._unsent += rows
-        if time.perf_counter() - self._sent_at > 0.2:
-            self._flush()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._flush()
-        self._ctx.report("epoch_end", epoch=int(epoch), rows=self._done)
-
-    def _flush(self):
-        if self._unsent:
-            self._ctx.report("rows", rows=self._unsent)
-        self._unsent, self._sent_at = 0, time.perf_counter()
-
-
-def _validation_dataset(ctx, path, features, to_inputs, label_col, label_dtype, batch_size):
-    """This worker's equal part of the validation rows in `path`, batched like the training rows."""
+def _validation_rows(ctx, path, features, label_col):
+    """This worker's equal part of the validation rows in the Arrow file `path`, checked
+    against the training columns (every worker scores the same number of rows; the rest of an
+    uneven count is not scored)."""
     with pa.memory_map(path) as source:
         table = pa.ipc.open_file(source).read_all()
     for column in features:
@@ -701,16 +608,8 @@ def _validation_dataset(ctx, path, features, to_inputs, label_col, label_dtype, 
             raise ValueError(f"validation feature column '{column.name}' has {width or 1} value(s) per row, the "
                              f"training rows have {column.values_per_row}")
     _label_dtype(table.schema, label_col)
-    # Equal parts, so that every worker scores the same number of steps (the rest is not scored).
     share = table.num_rows // ctx.get_worker_count()
-    part = table.slice(ctx.get_index() * share, share)
-    columns = {name: _to_numpy(part.column(name), part.schema.field(name))
-               for name in [c.name for c in features] + [label_col]}
-    dataset = (tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)
-               .map(lambda batch: (to_inputs(batch), tf.cast(batch[label_col], label_dtype))))
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return table.slice(ctx.get_index() * share, share).select([c.name for c in features] + [label_col])
 
 
 class _EpochReport(tf.keras.callbacks.Callback):

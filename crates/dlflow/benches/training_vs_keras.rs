@@ -10,12 +10,14 @@
 //! - `fit`: `dlflow fit` as a user runs it (the CLI, a `tf_keras` .h5 MLP 784-128-10, rows of
 //!   784 floats in a Parquet file, batch 128, Adam, one worker, shuffled) against a user's
 //!   Keras script (the same file read into NumPy, `model.fit`, shuffled): samples/s over the
-//!   epochs 3-12, the rate of a 12-epoch run minus a 2-epoch run (start-up cancels out), in
-//!   alternating rounds; the ratio's median and range over the rounds (target >= 0.95x).
+//!   epochs 3-12, the rate of a 12-epoch run minus a 2-epoch run (start-up cancels out), and the
+//!   same epochs as timed inside the 12-epoch runs, with the CPU seconds per epoch of all
+//!   processes; alternating rounds, the ratio's median and range over the rounds (target >= 0.95x).
 //!
 //! Run with `scripts/bench.sh training [feed|train|startup|fit]`. Sizes: DLFLOW_BENCH_FEED_ROWS
 //! (default 1000000), DLFLOW_BENCH_TRAIN_ROWS (default 30000), DLFLOW_BENCH_FIT_ROWS (default
-//! 60000), DLFLOW_BENCH_FIT_ROUNDS (default 3).
+//! 60000), DLFLOW_BENCH_FIT_ROUNDS (default 3), DLFLOW_BENCH_FIT_EPOCHS (the long run, default
+//! 12); DLFLOW_BENCH_FIT_STREAM=1 adds `dlflow fit --no-shuffle` (every epoch read and sent again).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -207,9 +209,18 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// Median and range of `values`.
+fn spread(values: &mut [f64]) -> (f64, f64, f64) {
+    let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    (median(values), low, high)
+}
+
 async fn fit() {
     let rows = env_u64("DLFLOW_BENCH_FIT_ROWS", 60_000);
     let rounds = env_u64("DLFLOW_BENCH_FIT_ROUNDS", 3).max(1);
+    // The long run; the short one has 2 epochs. More epochs make start-up noise smaller.
+    let long = env_u64("DLFLOW_BENCH_FIT_EPOCHS", 12).max(3);
+    let timed_epochs = (long - 2) as f64;
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, model) = (dir.path().join("rows.parquet"), dir.path().join("mlp.h5"));
     let env = Environment::new();
@@ -243,73 +254,70 @@ async fn fit() {
         command.arg(fit_script()).arg("keras").arg(&data).arg(&model).arg(epochs.to_string()).arg("128");
         timed(&mut command)
     };
-    // DLFLOW_BENCH_FIT_STREAM=1 adds `dlflow fit --no-shuffle`: every epoch read and sent again.
+    // Samples/s of epochs 3..=long: the long run minus the short one, and as timed inside the long run.
+    let rate = |short: Run, long_run: Run| timed_epochs * rows as f64 / (long_run.wall - short.wall);
+    let in_run = |run: Run| {
+        assert_eq!(run.late_epochs.1 as f64, timed_epochs, "epoch lines of the long run");
+        run.late_epochs.1 as f64 * rows as f64 / run.late_epochs.0
+    };
+    // CPU seconds per epoch over the same epochs, all processes: what the data path costs.
+    let cpu = |short: Run, long_run: Run| (long_run.cpu - short.cpu) / timed_epochs;
     let stream = std::env::var("DLFLOW_BENCH_FIT_STREAM").is_ok_and(|v| v == "1");
-    let (mut dlflow_rates, mut keras_rates, mut ratios, mut stream_ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut in_run_ratios = Vec::new();
+    let (mut ratios, mut in_run_ratios, mut stream_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dlflow_cpu, mut keras_cpu, mut stream_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let (mut dlflow_rss, mut keras_rss) = (0f64, 0f64);
-    for round in 0..rounds {
-        let (d2, k2, d12, k12) = (ours(2, &[]), keras(2), ours(12, &[]), keras(12));
-        let rate = |two: Run, twelve: Run| 10.0 * rows as f64 / (twelve.wall - two.wall);
-        // CPU seconds per epoch over epochs 3-12, all processes: what the data path costs.
-        let cpu = |two: Run, twelve: Run| (twelve.cpu - two.cpu) / 10.0;
-        if stream {
-            let (s2, s12) = (ours(2, &["--no-shuffle"]), ours(12, &["--no-shuffle"]));
-            println!(
-                "  round {}: dlflow fit --no-shuffle {:>6.0} samples/s ({:.1} s, {:.1} s), {:.2} CPU s per epoch",
-                round + 1,
-                rate(s2, s12),
-                s2.wall,
-                s12.wall,
-                cpu(s2, s12)
-            );
-            stream_ratios.push(rate(s2, s12) / rate(k2, k12));
-        }
-        let (d, k) = (rate(d2, d12), rate(k2, k12));
-        // The same epochs timed inside the 12-epoch runs: start-up noise left out entirely.
-        let in_run = |run: Run| run.late_epochs.1 as f64 * rows as f64 / run.late_epochs.0;
-        assert_eq!((d12.late_epochs.1, k12.late_epochs.1), (10, 10), "epoch lines of the 12-epoch runs");
-        in_run_ratios.push(in_run(d12) / in_run(k12));
+    for round in 1..=rounds {
+        let (d2, k2, dl, kl) = (ours(2, &[]), keras(2), ours(long, &[]), keras(long));
+        let (d, k) = (rate(d2, dl), rate(k2, kl));
         println!(
-            "  round {}: epochs 3-12 as timed inside the runs: dlflow {:.0}, Keras {:.0} samples/s, ratio {:.2}x",
-            round + 1,
-            in_run(d12),
-            in_run(k12),
-            in_run(d12) / in_run(k12)
-        );
-        println!(
-            "  round {}: dlflow fit {d:>6.0} samples/s ({:.1} s, {:.1} s), {:.2} CPU s per epoch; Keras {k:>6.0} \
-             samples/s ({:.1} s, {:.1} s), {:.2} CPU s per epoch; ratio {:.2}x",
-            round + 1,
+            "  round {round}: dlflow fit {d:>6.0} samples/s (2 epochs {:.1} s, {long} epochs {:.1} s; inside the run {:.0}), \
+             {:.2} CPU s/epoch | Keras {k:>6.0} samples/s ({:.1} s, {:.1} s; inside {:.0}), {:.2} CPU s/epoch | ratio {:.2}x, \
+             inside the runs {:.2}x",
             d2.wall,
-            d12.wall,
-            cpu(d2, d12),
+            dl.wall,
+            in_run(dl),
+            cpu(d2, dl),
             k2.wall,
-            k12.wall,
-            cpu(k2, k12),
-            d / k
+            kl.wall,
+            in_run(kl),
+            cpu(k2, kl),
+            d / k,
+            in_run(dl) / in_run(kl)
         );
-        dlflow_rss = dlflow_rss.max(d12.rss);
-        keras_rss = keras_rss.max(k12.rss);
-        dlflow_rates.push(d);
-        keras_rates.push(k);
         ratios.push(d / k);
+        in_run_ratios.push(in_run(dl) / in_run(kl));
+        dlflow_cpu.push(cpu(d2, dl));
+        keras_cpu.push(cpu(k2, kl));
+        dlflow_rss = dlflow_rss.max(dl.rss);
+        keras_rss = keras_rss.max(kl.rss);
+        if stream {
+            let (s2, sl) = (ours(2, &["--no-shuffle"]), ours(long, &["--no-shuffle"]));
+            println!(
+                "  round {round}: dlflow fit --no-shuffle {:>6.0} samples/s ({:.1} s, {:.1} s; inside {:.0}), {:.2} CPU s/epoch",
+                rate(s2, sl),
+                s2.wall,
+                sl.wall,
+                in_run(sl),
+                cpu(s2, sl)
+            );
+            stream_ratios.push(in_run(sl) / in_run(kl));
+            stream_cpu.push(cpu(s2, sl));
+        }
     }
-    let (low, high) = ratios.iter().fold((f64::INFINITY, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-    println!("fit: MLP 784-128-10 (.h5), {rows} rows x 784 float32 in Parquet, batch 128, Adam, 1 worker, epochs 3-12");
-    println!("  dlflow fit (CLI)                    {:>10.0} samples/s (median of {rounds})", median(&mut dlflow_rates));
-    println!("  Keras fit on NumPy (Python script)  {:>10.0} samples/s (median of {rounds})", median(&mut keras_rates));
-    println!("  peak RSS of the 12-epoch run (largest process): dlflow {dlflow_rss:.0} MB, Keras {keras_rss:.0} MB");
-    println!("  ratio dlflow / Keras: median {:.2}x, range {low:.2}-{high:.2}x over {rounds} rounds (target >= 0.95x)", median(&mut ratios));
-    let (in_low, in_high) = in_run_ratios.iter().fold((f64::INFINITY, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-    println!(
-        "  the same epochs timed inside the runs: ratio median {:.2}x, range {in_low:.2}-{in_high:.2}x",
-        median(&mut in_run_ratios)
-    );
+    println!("fit: MLP 784-128-10 (.h5), {rows} rows x 784 float32 in Parquet, batch 128, Adam, 1 worker, epochs 3-{long}");
+    let show = |what: &str, values: &mut Vec<f64>, unit: &str| {
+        let (m, lo, hi) = spread(values);
+        println!("  {what}: median {m:.2}{unit}, range {lo:.2}-{hi:.2}{unit} over {rounds} rounds");
+    };
+    show("ratio dlflow / Keras, samples/s (long run minus short run; target >= 0.95x)", &mut ratios, "x");
+    show("ratio dlflow / Keras, samples/s (the same epochs timed inside the runs)", &mut in_run_ratios, "x");
+    show("CPU seconds per epoch, dlflow fit (all processes)", &mut dlflow_cpu, "");
+    show("CPU seconds per epoch, Keras", &mut keras_cpu, "");
     if stream {
-        let (low, high) = stream_ratios.iter().fold((f64::INFINITY, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-        println!("  ratio dlflow --no-shuffle / Keras: median {:.2}x, range {low:.2}-{high:.2}x", median(&mut stream_ratios));
+        show("ratio dlflow --no-shuffle / Keras (inside the runs)", &mut stream_ratios, "x");
+        show("CPU seconds per epoch, dlflow fit --no-shuffle", &mut stream_cpu, "");
     }
+    println!("  peak RSS of the long run (largest process): dlflow {dlflow_rss:.0} MB, Keras {keras_rss:.0} MB");
 }
 
 #[tokio::main]

@@ -1,5 +1,6 @@
 //! The seed's estimator example: fit y = 2*x1 + 3*x2 + 1 with 2 workers, no training script,
-//! then save, load and run the model in-process over fresh rows.
+//! scored on held-out rows after every epoch, then save, load and run the model in-process over
+//! fresh rows, and over labelled rows (the prediction beside the label).
 //!
 //! Run: `cargo run --release --example estimator_linear -- [MODEL_DIR]`
 
@@ -23,10 +24,16 @@ async fn main() -> dlflow::Result<()> {
         .learning_rate(0.05)
         .feature_cols(["x1", "x2"])
         .label_col("y")
+        .metrics(["mae"])
         .max_epochs(8)
-        .batch_size(32)
+        .batch_size(32) // rows per step, both workers together
         .worker_count(2)
-        .on_epoch(|m| println!("epoch {}: loss {:.6}", m.epoch + 1, m.values.get("loss").copied().unwrap_or(f64::NAN)))
+        .validation_split(0.1) // the last 10% of the rows: scored, not trained on
+        .seed(7) // the same shuffles and initial weights on every run
+        .on_epoch(|m| {
+            let value = |key: &str| m.values.get(key).copied().unwrap_or(f64::NAN);
+            println!("epoch {}: loss {:.6}, val_loss {:.6}, val_mae {:.4}", m.epoch + 1, value("loss"), value("val_loss"), value("val_mae"))
+        })
         .fit(&samples)
         .await?;
     let _ = std::fs::remove_dir_all(&save_to);
@@ -40,5 +47,9 @@ async fn main() -> dlflow::Result<()> {
     env.context().register_table("predicted", predicted.dataframe().clone().into_view())?;
     let check = env.sql("SELECT x1, x2, y, 2 * x1 + 3 * x2 + 1 AS truth FROM predicted").await?;
     println!("{}", check.show(10).await?);
+
+    // Rows that still have the label: `y` stays, the prediction comes as `y_predicted`.
+    let labelled = model.transform(&samples)?;
+    println!("{}", labelled.show(5).await?);
     Ok(())
 }

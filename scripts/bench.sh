@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks: dlflow against its baseline, side by side in one run, printing the ratio.
 #   scripts/bench.sh inference                  table inference vs TensorFlow's own batched inference (Python)
-#   scripts/bench.sh training [feed|train|startup]
-#                                               feeding tf.data, training the MLP, and start-up, each against
-#                                               its baseline (in-memory tf.data / Keras fit / the seed's CSV feed)
+#   scripts/bench.sh training [feed|train|startup|fit]
+#                                               feeding tf.data, training the MLP, start-up, and `dlflow fit`
+#                                               over many epochs, each against its baseline (in-memory tf.data /
+#                                               Keras fit / the seed's CSV feed / a Keras script on NumPy)
 #   scripts/bench.sh streams [throughput|latency|reload|windows]
 #                                               streaming inference: stream vs table vs one call per record,
 #                                               latency at half the peak rate, the gap of a hot reload,
@@ -16,7 +17,8 @@ what="${1:-inference}"
 shift || true
 case "$what" in
   inference) cargo bench --workspace --bench inference_vs_tensorflow ;;
-  training) cargo bench --workspace --bench training_vs_keras -- "$@" ;;
+  # The `fit` case runs the dlflow binary, as a user does.
+  training) cargo build --release --workspace --bins && cargo bench --workspace --bench training_vs_keras -- "$@" ;;
   streams) cargo bench --workspace --bench streams -- "$@" ;;
   examples) cargo bench --workspace --bench examples_vs_python ;;
   *) echo "unknown benchmark '$what'; available: inference, training, streams, examples" >&2; exit 2 ;;

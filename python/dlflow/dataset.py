@@ -5,6 +5,7 @@ without nulls); ``unbatch`` then makes one element per row in TensorFlow's C++ r
 Python runs once per batch, not once per row.
 """
 
+import numpy as np
 import pyarrow as pa
 
 _SCALARS = {
@@ -93,3 +94,26 @@ def _wanted_columns(names, features, label):
         if n not in names:
             raise KeyError(f"dlflow: no column '{n}' in the input; it has {', '.join(names)}")
     return wanted
+
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(z):
+    """SplitMix64's output function on an array of uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def epoch_order(seed, epoch, rows):
+    """The order of ``rows`` rows in ``epoch`` for ``seed``: a permutation of ``range(rows)``.
+
+    The same as dlflow's engine (``dlflow_engine::epoch_order``): row ``i`` gets the key
+    ``mix(state + (i + 1) * GAMMA)`` with ``state = seed ^ mix(epoch + GAMMA)`` (SplitMix64),
+    and rows are sorted by (key, i). ``epoch_order(42, 3, 8)`` is ``[5, 3, 2, 0, 1, 4, 6, 7]`` in both.
+    """
+    with np.errstate(over="ignore"):
+        state = np.uint64(seed) ^ _mix(np.array([epoch], dtype=np.uint64) + _GAMMA)[0]
+        keys = _mix(np.arange(1, rows + 1, dtype=np.uint64) * _GAMMA + state)
+    return np.argsort(keys, kind="stable")

@@ -21,9 +21,24 @@ function. Everything the entry needs comes from the job's properties (all string
     estimator.feature_cols      JSON list of the feature columns, in the order the model
                                 wants them.
     estimator.label_col         the label column.
-    estimator.batch_size        rows per step on each worker. Default: 32.
+    estimator.batch_size        rows per step, all workers together (the global batch); each of
+                                n workers takes batch_size / n rows per step. Default: 32.
     estimator.model_dir         where the chief (worker 0) saves the trained SavedModel.
     estimator.prediction_col    the name of the SavedModel's output. Default: the label column.
+    estimator.epochs            passes over the rows. Default: the job's epochs.
+    estimator.shuffle_seed      optional integer: train from memory in a shuffled order. The job
+                                then deals each worker its share once (one engine epoch); the
+                                worker keeps it in memory and trains on it in the order
+                                dlflow.dataset.epoch_order(shuffle_seed, epoch, rows) every
+                                epoch. Without it, every epoch streams from the job in the
+                                table's order.
+    estimator.seed              optional integer: seeds Python, NumPy and TensorFlow
+                                (tf.keras.utils.set_random_seed) before the model is built, so
+                                the initial weights and dropout are the same on every run.
+    estimator.validation_file   optional Arrow IPC file with the feature and label columns: each
+                                worker scores its equal part after every epoch (Keras's
+                                validation_data), and the epoch's metrics gain val_loss and
+                                val_<metric>.
 
 Features become the model's input one way for training and for serving:
 
@@ -35,8 +50,12 @@ Features become the model's input one way for training and for serving:
 
 The label keeps one value per row: integers become int64, floats and booleans float32.
 
-Epochs are ``ctx.get_epochs()``: each pass over the dataset is one epoch of the table. On the
-chief, every epoch's metrics go to the job as an ``epoch`` notice. At the end the chief saves
+Epochs are ``estimator.epochs`` (or ``ctx.get_epochs()``). Streaming, each pass over the dataset
+is one epoch of the table; shuffled, the worker's share is read once and every epoch gathers
+batches from memory, as Keras does for NumPy arrays (the table is neither read nor sent again).
+On the chief, every epoch's metrics go to the job as an ``epoch`` notice; shuffled, every worker
+also sends ``loaded`` (its share is in memory), ``rows`` as it trains and ``epoch_end`` per epoch,
+the notices the job's feed sends while streaming. At the end the chief saves
 a SavedModel whose ``serving_default`` signature takes one input per feature column, named
 and typed like the column ([None] for scalars, [None, k] for vectors), and returns
 ``{prediction_col: prediction}`` (a trailing dimension of 1 squeezed away), so that dlflow's
@@ -59,6 +78,7 @@ import tensorflow as tf
 
 # Absolute import: dlflow's node runner loads this file by path (module "estimator", not
 # "dlflow.estimator"), where a relative import has no package to resolve against.
+from dlflow import training_data
 from dlflow.context import TFContext
 
 ESTIMATOR_FILE = "dlflow_estimator.json"
@@ -113,6 +133,8 @@ def estimator_entry(context):
 
     ctx.export_tf_config()
     strategy = _strategy(ctx)
+    if config.seed is not None:
+        tf.keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # variables (model and optimizer) must be created in the scope
         model = _build_model(config.model)
         model.compile(optimizer=_build_optimizer(config.optimizer, config.optimizer_params),
@@ -121,11 +143,27 @@ def estimator_entry(context):
     _check_outputs(model)
     to_inputs = _input_adapter(model, features)
 
-    dataset = _training_dataset(ctx, to_inputs, config.label_col, label_dtype, config.batch_size)
-    # Every worker computes the same all-reduced metrics; one report per epoch is enough.
-    callbacks = [_EpochReport(ctx)] if ctx.is_chief() else []
+    batch_size = _worker_batch_size(config.batch_size, ctx.get_worker_count())
     # An unbounded input has no epoch count: it is read once, until it ends.
-    model.fit(dataset, epochs=ctx.get_epochs() or 1, verbose=0, callbacks=callbacks)
+    epochs = config.epochs or ctx.get_epochs() or 1
+    callbacks = []
+    steps = None
+    if config.shuffle_seed is None:
+        dataset = training_data.streaming(ctx, to_inputs, config.label_col, label_dtype, batch_size)
+    else:
+        share = training_data.Share.read(context, ctx.get_input_schema(), to_inputs, config.label_col, label_dtype)
+        ctx.report("loaded", rows=share.rows)
+        dataset, steps = share.dataset(config.shuffle_seed, epochs, batch_size), share.steps(batch_size)
+        callbacks.append(training_data.RowNotices(ctx, share.rows, batch_size))
+    validation = None
+    if config.validation_file is not None:
+        rows = _validation_rows(ctx, config.validation_file, features, config.label_col)
+        validation = training_data.from_rows(rows, to_inputs, config.label_col, label_dtype, batch_size)
+    # Every worker computes the same all-reduced metrics; one report per epoch is enough.
+    if ctx.is_chief():
+        callbacks.append(_EpochReport(ctx))
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks,
+              validation_data=validation)
 
     _save(ctx, model, features, to_inputs, config, label_dtype)
 
@@ -148,6 +186,10 @@ class _Config:
     batch_size: int
     model_dir: str
     prediction_col: str
+    seed: int | None
+    validation_file: str | None
+    epochs: int | None
+    shuffle_seed: int | None
 
     @classmethod
     def from_context(cls, ctx):
@@ -164,6 +206,10 @@ class _Config:
             batch_size=_positive_int(ctx, "batch_size", 32),
             model_dir=_property(ctx, "model_dir"),
             prediction_col=_property(ctx, "prediction_col", label_col),
+            seed=_int_property(ctx, "seed"),
+            validation_file=_property(ctx, "validation_file", None),
+            epochs=_int_property(ctx, "epochs"),
+            shuffle_seed=_int_property(ctx, "shuffle_seed"),
         )
 
 
@@ -200,6 +246,16 @@ def _string_list(ctx, name, default):
     if default is _REQUIRED and not values:
         raise ValueError(f"estimator.{name} is empty: name at least one column")
     return values
+
+
+def _int_property(ctx, name):
+    text = _property(ctx, name, None)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"estimator.{name} must be an integer, got {text!r}") from None
 
 
 def _positive_int(ctx, name, default):
@@ -530,13 +586,30 @@ def _widths(columns):
 
 # -- training -------------------------------------------------------------------------------------
 
-def _training_dataset(ctx, to_inputs, label_col, label_dtype, batch_size):
-    # Batch first, then map: the adapter works on whole batches (the same function serves the
-    # SavedModel), and one map call per batch is cheaper than one per row.
-    return (ctx.get_tfdataset(batch_size=batch_size)
-            .map(lambda batch: (to_inputs(batch), tf.cast(batch[label_col], label_dtype)),
-                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+def _worker_batch_size(global_batch, workers):
+    if global_batch % workers:
+        raise ValueError(f"estimator.batch_size {global_batch} is the global batch, split evenly across the "
+                         f"{workers} workers: give a multiple of {workers}")
+    return global_batch // workers
+
+
+def _validation_rows(ctx, path, features, label_col):
+    """This worker's equal part of the validation rows in the Arrow file `path`, checked
+    against the training columns (every worker scores the same number of rows; the rest of an
+    uneven count is not scored)."""
+    with pa.memory_map(path) as source:
+        table = pa.ipc.open_file(source).read_all()
+    for column in features:
+        if column.name not in table.schema.names:
+            raise ValueError(f"feature column '{column.name}' is not in the validation rows; they have "
+                             f"{', '.join(table.schema.names)}")
+        _, width = _number_type(table.schema.field(column.name), f"validation feature column '{column.name}'")
+        if width != column.width:
+            raise ValueError(f"validation feature column '{column.name}' has {width or 1} value(s) per row, the "
+                             f"training rows have {column.values_per_row}")
+    _label_dtype(table.schema, label_col)
+    share = table.num_rows // ctx.get_worker_count()
+    return table.slice(ctx.get_index() * share, share).select([c.name for c in features] + [label_col])
 
 
 class _EpochReport(tf.keras.callbacks.Callback):

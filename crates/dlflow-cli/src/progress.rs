@@ -106,16 +106,22 @@ fn human(rate: f64) -> String {
 /// A training job's progress, from what the nodes report as they take rows: one bar per
 /// epoch (rows taken by all workers, rows/s), a line per finished epoch, and the nodes'
 /// output printed above the bar instead of through it.
+///
+/// With [`with_metrics`](Self::with_metrics) (the estimator's `epoch` notices carry the
+/// loss), the line waits for the epoch's metrics and shows them after its rows and rate.
 pub struct EpochProgress {
     bar: ProgressBar,
     epochs: Option<u64>,
     workers: u64,
+    metrics: bool,
 }
 
 /// What the notice handler remembers between notices.
 struct EpochState {
     done: u64,
     started: Instant,
+    /// Per finished epoch whose metrics have not come yet: (rows per worker, seconds).
+    pending: std::collections::BTreeMap<u64, (u64, f64)>,
 }
 
 impl EpochProgress {
@@ -128,7 +134,15 @@ impl EpochProgress {
             None => "running the nodes".to_string(),
         });
         bar.enable_steady_tick(Duration::from_millis(120));
-        EpochProgress { bar, epochs, workers: workers as u64 }
+        EpochProgress { bar, epochs, workers: workers as u64, metrics: false }
+    }
+
+    /// Print each epoch's line when its metrics arrive (`epoch` notices from worker 0), with
+    /// the loss and metrics after the rows: `epoch 3/12: 60000 rows in 0.6 s (100k rows/s),
+    /// loss 0.1234, val_loss 0.2345`.
+    pub fn with_metrics(mut self) -> Self {
+        self.metrics = true;
+        self
     }
 
     /// Where the nodes' output lines go: above the bar.
@@ -139,23 +153,55 @@ impl EpochProgress {
 
     /// Follows the nodes' notices: rows taken, ends of epochs (worker 0's mark the epoch).
     pub fn notice_handler(&self) -> impl Fn(dlflow::NodeName, &serde_json::Value) + Send + Sync + 'static {
-        let (bar, workers) = (self.bar.clone(), self.workers);
+        let (bar, workers, metrics) = (self.bar.clone(), self.workers, self.metrics);
         let total = self.epochs.unwrap_or(1);
-        let state = std::sync::Mutex::new(EpochState { done: 0, started: Instant::now() });
+        let state = std::sync::Mutex::new(EpochState { done: 0, started: Instant::now(), pending: Default::default() });
         move |node, notice| match notice["event"].as_str() {
             Some("rows") => bar.inc(notice["rows"].as_u64().unwrap_or(0)),
+            Some("epoch") if metrics && node.index == 0 => {
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                let epoch = notice["epoch"].as_u64().unwrap_or(state.done.saturating_sub(1));
+                let (rows, seconds) = state.pending.remove(&epoch).unwrap_or((0, 0.0));
+                let all = rows * workers;
+                say(
+                    &bar,
+                    format!(
+                        "epoch {}/{total}: {all} rows in {seconds:.2} s ({} rows/s){}",
+                        epoch + 1,
+                        human(all as f64 / seconds.max(1e-9)),
+                        metric_values(notice)
+                    ),
+                );
+            }
+            // The estimator read its rows into memory (one pass): the epochs start now.
+            Some("loaded") if metrics && node.index == 0 => {
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                *state = EpochState { done: 0, started: Instant::now(), pending: Default::default() };
+                let rows = notice["rows"].as_u64().unwrap_or(0);
+                say(&bar, format!("the workers hold their {} rows in memory; training", rows * workers));
+                bar.set_style(bar_style());
+                bar.set_length(rows * workers);
+                bar.set_position(0);
+                bar.reset_eta();
+                bar.set_message(format!("epoch 1/{total}"));
+            }
             Some("epoch_end") if node.index == 0 => {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 let rows = notice["rows"].as_u64().unwrap_or(0);
                 let seconds = state.started.elapsed().as_secs_f64();
-                say(
-                    &bar,
-                    format!(
-                        "epoch {}/{total}: {rows} rows per worker in {seconds:.1} s ({} rows/s per worker)",
-                        state.done + 1,
-                        human(rows as f64 / seconds.max(1e-9))
-                    ),
-                );
+                if metrics {
+                    let epoch = state.done;
+                    state.pending.insert(epoch, (rows, seconds));
+                } else {
+                    say(
+                        &bar,
+                        format!(
+                            "epoch {}/{total}: {rows} rows per worker in {seconds:.1} s ({} rows/s per worker)",
+                            state.done + 1,
+                            human(rows as f64 / seconds.max(1e-9))
+                        ),
+                    );
+                }
                 state.done += 1;
                 state.started = Instant::now();
                 if state.done < total {
@@ -174,6 +220,18 @@ impl EpochProgress {
     pub fn finish(self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// `, loss 0.1234, accuracy 0.9876`: an `epoch` notice's values, loss first, then by name.
+fn metric_values(notice: &serde_json::Value) -> String {
+    let Some(values) = notice.as_object() else { return String::new() };
+    let mut shown: Vec<(&String, f64)> = values
+        .iter()
+        .filter(|(k, _)| *k != "event" && *k != "epoch")
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect();
+    shown.sort_by_key(|(k, _)| (k.starts_with("val_"), k.as_str() != "loss" && k.as_str() != "val_loss", k.to_string()));
+    shown.iter().map(|(k, v)| format!(", {k} {v:.4}")).collect()
 }
 
 /// A line above the bar; straight to stderr when there is no bar (stderr is not a terminal).

@@ -165,7 +165,9 @@ fn fit_saves_a_model_that_predict_runs() {
     ]);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("epoch 10: loss "), "per-epoch loss is shown: {stderr}");
+    // A line per epoch: rows (2048, all workers), time, rate, loss.
+    let last = stderr.lines().find(|l| l.starts_with("epoch 10/10: 2048 rows in ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(last.contains(" rows/s), loss "), "per-epoch rate and loss are shown: {stderr}");
     assert!(stderr.contains("saved the fitted model"), "{stderr}");
     let fresh = "CREATE EXTERNAL TABLE f (x1 DOUBLE, x2 DOUBLE) STORED AS DATAGEN LOCATION 'datagen://' \
                  OPTIONS ('number-of-rows' '100', 'seed' '9'); SELECT x1, x2 FROM f";

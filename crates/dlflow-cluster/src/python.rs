@@ -19,6 +19,8 @@ const PACKAGE: &[(&str, &str)] = &[
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
     ("writer.py", include_str!("../../../python/dlflow/writer.py")),
     ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
+    ("keras_file.py", include_str!("../../../python/dlflow/keras_file.py")),
+    ("training_data.py", include_str!("../../../python/dlflow/training_data.py")),
 ];
 
 /// The interpreter for `python`, checked to exist.

@@ -15,7 +15,7 @@ use timely::dataflow::ProbeHandle;
 
 use crate::{
     ArrowBatch, BatchIter, Dealer, EngineConfig, EngineError, EngineReport, EpochReport, PartitionSource, Progress,
-    WorkerSink,
+    ShuffledRows, WorkerSink,
 };
 
 /// How long a source waits before looking again when the nodes are busy.
@@ -25,6 +25,8 @@ type Dealt = (usize, ArrowBatch);
 
 /// State shared by all engine workers of one run.
 struct Shared {
+    /// Cloned into every engine worker: the clones share one count of the rows dealt.
+    dealer: Dealer,
     source: Arc<dyn PartitionSource>,
     sinks: Vec<Arc<dyn WorkerSink>>,
     config: EngineConfig,
@@ -58,7 +60,16 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<EngineReport, EngineError> {
     let config = EngineConfig { threads: config.threads.max(1), epochs: config.epochs.max(1), ..config };
+    // A shuffled source has cut the shares itself: one partition per ML worker.
+    let (source, dealer) = match config.shuffle {
+        Some(seed) => (
+            Arc::new(ShuffledRows::new(source, sinks.len(), seed)) as Arc<dyn PartitionSource>,
+            Dealer::partition_per_worker(sinks.len()),
+        ),
+        None => (source, Dealer::even(sinks.len())),
+    };
     let shared = Arc::new(Shared {
+        dealer,
         source,
         sinks,
         config,
@@ -107,7 +118,7 @@ fn build(worker: &mut timely::worker::Worker, shared: &Arc<Shared>) {
                 match reader.next_batch() {
                     Next::Batch(batch) => {
                         let mut session = output.session(&*cap);
-                        for (k, slice) in reader.dealer.deal(&batch) {
+                        for (k, slice) in reader.dealer.deal(reader.epoch, reader.partition, &batch) {
                             session.give((k, ArrowBatch(slice)));
                         }
                     }
@@ -175,6 +186,8 @@ struct PartitionReader {
     shared: Arc<Shared>,
     mine: Vec<usize>,
     next: usize,
+    /// The partition being read.
+    partition: usize,
     epoch: u64,
     current: Option<BatchIter>,
     dealer: Dealer,
@@ -183,15 +196,14 @@ struct PartitionReader {
 impl PartitionReader {
     fn new(shared: Arc<Shared>, index: usize, peers: usize) -> Self {
         let mine = (index..shared.source.partitions()).step_by(peers).collect();
-        let dealer = Dealer::new(shared.sinks.len(), index);
-        PartitionReader { shared, mine, next: 0, epoch: 0, current: None, dealer }
+        let dealer = shared.dealer.clone();
+        PartitionReader { shared, mine, next: 0, partition: 0, epoch: 0, current: None, dealer }
     }
 
     fn start_epoch(&mut self, epoch: u64) {
         self.epoch = epoch;
         self.next = 0;
         self.current = None;
-        self.dealer.reset();
     }
 
     /// The next batch of this worker's partitions for the current epoch.
@@ -228,6 +240,7 @@ impl PartitionReader {
             }
             let Some(&partition) = self.mine.get(self.next) else { return Next::EpochDone };
             self.next += 1;
+            self.partition = partition;
             match self.shared.source.open(partition, self.epoch) {
                 Ok(batches) => self.current = Some(batches),
                 Err(error) => return Next::Failed(error),
@@ -242,7 +255,7 @@ struct Feed {
     shared: Arc<Shared>,
     index: usize,
     owned: Vec<usize>,
-    /// Rows a worker's share may exceed the smallest share by (one per engine worker).
+    /// Rows a worker's share may exceed the smallest share by: the dealer keeps shares within one.
     lag: u64,
     held: BTreeMap<(u64, usize), VecDeque<RecordBatch>>,
     sent: BTreeMap<(u64, usize), u64>,
@@ -254,7 +267,7 @@ struct Feed {
 impl Feed {
     fn new(shared: Arc<Shared>, index: usize, peers: usize) -> Self {
         let owned = (index..shared.sinks.len()).step_by(peers).collect();
-        let lag = if shared.config.equal_shards { peers as u64 } else { 0 };
+        let lag = u64::from(shared.config.equal_shards);
         Feed {
             shared,
             index,

@@ -8,8 +8,12 @@
 //! - **epoch = timestamp**: rows of epoch `e` carry timestamp `e`, and "epoch `e` is complete on
 //!   every worker" is the frontier passing `e`; only then does a node get its end-of-epoch;
 //! - **equal shards**: a [`Dealer`] cuts batches so that every ML worker gets the same rows
-//!   give or take one per engine worker; at the end of an epoch the feed trims the few extra
-//!   rows, so a synchronous strategy never waits for a step that one worker cannot take;
+//!   give or take one; at the end of an epoch the feed trims the extra rows (none when the row
+//!   count divides evenly, at most `workers - 1` otherwise), so a synchronous strategy never
+//!   waits for a step that one worker cannot take;
+//! - **shuffling** (`EngineConfig::shuffle`): a bounded table is read once into memory and
+//!   dealt in a new order every epoch, the same for the same seed and epoch ([`ShuffledRows`],
+//!   [`epoch_order`]);
 //! - **flow control**: sources stop reading while any node has `max_backlog` batches queued,
 //!   and no source starts epoch `e + 1` before epoch `e` is complete everywhere, so a fast
 //!   source never fills memory ahead of a slow trainer.
@@ -50,6 +54,7 @@
 mod batch;
 mod dataflow;
 mod dealer;
+mod shuffle;
 
 use std::sync::atomic::AtomicU64;
 
@@ -58,6 +63,7 @@ use arrow::array::RecordBatch;
 pub use batch::ArrowBatch;
 pub use dataflow::run;
 pub use dealer::Dealer;
+pub use shuffle::{ShuffledRows, epoch_order};
 
 /// The batches of one partition, pulled one at a time.
 pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>;
@@ -103,11 +109,15 @@ pub struct EngineConfig {
     pub equal_shards: bool,
     /// Stop reading while any worker has this many batches queued.
     pub max_backlog: usize,
+    /// `Some(seed)`: read a bounded table once into memory and deal its rows in a new order
+    /// every epoch, [`epoch_order`]`(seed, epoch, rows)` ([`ShuffledRows`]); `None`: stream
+    /// the table again every epoch, in its own order, in bounded memory.
+    pub shuffle: Option<u64>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { threads: 1, epochs: 1, equal_shards: true, max_backlog: 8 }
+        EngineConfig { threads: 1, epochs: 1, equal_shards: true, max_backlog: 8, shuffle: None }
     }
 }
 
@@ -118,7 +128,7 @@ pub struct EpochReport {
     pub epoch: u64,
     /// Rows sent to each ML worker.
     pub rows: Vec<u64>,
-    /// Rows trimmed from each ML worker's share to keep the shares equal.
+    /// Rows trimmed from each ML worker's share to keep the shares equal (one at most).
     pub dropped: Vec<u64>,
 }
 

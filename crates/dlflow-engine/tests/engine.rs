@@ -89,12 +89,11 @@ fn uneven_partitions_give_every_worker_the_same_rows_in_every_epoch() {
     let config = EngineConfig { threads: 2, epochs: 3, ..EngineConfig::default() };
     let report = go(source, &sinks, config).expect("run");
     assert_eq!(report.epochs.len(), 3);
-    // 1341 rows: equal shares, trimmed by at most one row per engine thread per worker.
-    let share = report.epochs[0].rows[0];
-    assert!((447 - 2..=447).contains(&share), "{report:?}");
+    // 1341 rows divide evenly: 447 each, nothing dropped, whichever thread read which batch.
+    let share = 447;
     for epoch in &report.epochs {
         assert_eq!(epoch.rows, vec![share; 3], "{epoch:?}");
-        assert_eq!(epoch.dropped(), 1341 - 3 * share);
+        assert_eq!(epoch.dropped(), 0);
     }
     for sink in &sinks {
         assert!(sink.ended.load(Ordering::SeqCst));
@@ -168,4 +167,49 @@ fn a_failing_source_is_an_error_naming_it() {
     assert!(error.to_string().contains("partition 2 is unreadable"), "{error}");
     // Every sink still hears that the input ended: no node is left waiting.
     assert!(sinks.iter().all(|s| s.ended.load(Ordering::SeqCst)));
+}
+
+#[test]
+fn an_uneven_row_count_drops_at_most_workers_minus_one_rows() {
+    for (rows, workers) in [(1342i64, 3usize), (1343, 3), (7, 4), (2, 3)] {
+        let sinks: Vec<Arc<Recorder>> = (0..workers).map(|_| Arc::default()).collect();
+        let source = Rows { sizes: vec![rows - rows / 3, 0, rows / 3], batch: 5, fail_at: None };
+        let report = go(source, &sinks, EngineConfig { threads: 2, epochs: 2, ..EngineConfig::default() }).expect("run");
+        for epoch in &report.epochs {
+            assert_eq!(epoch.rows, vec![rows as u64 / workers as u64; workers], "{rows} rows: {epoch:?}");
+            assert_eq!(epoch.dropped(), rows as u64 % workers as u64, "{rows} rows: {epoch:?}");
+        }
+    }
+}
+
+/// Each sink's ids per epoch, in arrival order.
+fn per_epoch(sink: &Recorder, epochs: u64) -> Vec<Vec<i64>> {
+    let ids = sink.ids.lock().expect("lock").clone();
+    (0..epochs).map(|e| ids.iter().filter(|(epoch, _)| *epoch == e).map(|(_, id)| *id).collect()).collect()
+}
+
+#[test]
+fn a_shuffled_run_deals_every_row_once_per_epoch_in_a_new_order_the_same_for_a_seed() {
+    let run = |seed: u64| {
+        let sinks: Vec<Arc<Recorder>> = (0..3).map(|_| Arc::default()).collect();
+        let source = Rows { sizes: vec![400, 3, 0, 198], batch: 16, fail_at: None };
+        let config = EngineConfig { threads: 2, epochs: 3, shuffle: Some(seed), ..EngineConfig::default() };
+        let report = go(source, &sinks, config).expect("run");
+        for epoch in &report.epochs {
+            assert_eq!((epoch.rows.clone(), epoch.dropped()), (vec![200; 3], 1), "{epoch:?}");
+        }
+        sinks.iter().map(|s| per_epoch(s, 3)).collect::<Vec<_>>()
+    };
+    let first = run(9);
+    for epoch in 0..3 {
+        let mut all: Vec<i64> = first.iter().flat_map(|w| w[epoch].clone()).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 600, "601 rows, one trimmed, none twice");
+    }
+    assert_ne!(first[0][0], first[0][1], "a new order every epoch");
+    // Rows of the first partition (ids < 400) and of the last (>= 403) are mixed from the start.
+    assert!(first[0][0][..20].iter().any(|&id| id < 400) && first[0][0][..20].iter().any(|&id| id >= 403));
+    assert_eq!(run(9), first, "the same seed, the same rows in the same order");
+    assert_ne!(run(10), first);
 }

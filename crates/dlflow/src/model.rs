@@ -220,7 +220,16 @@ impl Model {
     /// is loaded once, records go through it in micro-batches (see
     /// [`Model::with_micro_batching`]), with back-pressure when the model is slower than the
     /// source.
+    ///
+    /// A model an [`Estimator`](crate::Estimator) fitted also takes a table that still has the
+    /// label column (named like the prediction): the label stays, and the prediction is
+    /// appended as `{prediction}_predicted`.
     pub fn transform(&self, table: &Table) -> Result<Table> {
+        if let Some(fitted) = &self.fitted {
+            if table.schema().column_with_name(&fitted.prediction_col).is_some() {
+                return crate::estimator::transform_beside_label(self, &fitted.prediction_col, table);
+            }
+        }
         let mut df = table.dataframe().clone();
         if let Some(settings) = &self.settings {
             let (state, plan) = df.into_parts();

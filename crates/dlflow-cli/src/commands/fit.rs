@@ -1,10 +1,16 @@
 //! `dlflow fit`: fit a Keras model on a table with the Estimator (no training script), and
 //! save it as a SavedModel that `dlflow predict` runs.
+//!
+//! While it runs, a bar per epoch shows the rows the workers have taken and the rows/s; each
+//! finished epoch prints a line with its rows, time, rate, loss and metrics (and the
+//! validation values).
 
 use std::path::PathBuf;
 
 use clap::Args;
 use dlflow::{Environment, Estimator, Table};
+
+use crate::progress::EpochProgress;
 
 /// Arguments of `dlflow fit`.
 #[derive(Args)]
@@ -50,12 +56,25 @@ pub struct FitArgs {
     /// Passes over the table.
     #[arg(long, default_value_t = 1)]
     epochs: u64,
-    /// Rows per step on each worker.
+    /// Rows per step, all workers together (each of N workers takes a 1/N part).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Number of workers.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Keep the table's order in every epoch (streams it in bounded memory) instead of
+    /// dealing the rows in a new order every epoch (which holds the table in memory).
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Seed of the shuffled order and of TensorFlow's initial weights: the same run twice.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Hold out the last fraction of the rows (for example 0.1) and report val_loss per epoch.
+    #[arg(long, conflicts_with = "validation")]
+    validation_split: Option<f64>,
+    /// A file of validation rows (feature and label columns) scored after every epoch.
+    #[arg(long)]
+    validation: Option<PathBuf>,
     /// Where to save the fitted SavedModel (must not exist).
     #[arg(long)]
     output: PathBuf,
@@ -84,10 +103,16 @@ impl FitArgs {
             .max_epochs(self.epochs)
             .batch_size(self.batch_size)
             .worker_count(self.workers)
-            .on_epoch(|metrics| {
-                let values: Vec<String> = metrics.values.iter().map(|(k, v)| format!("{k} {v:.6}")).collect();
-                eprintln!("epoch {}: {}", metrics.epoch + 1, values.join(", "));
-            });
+            .shuffle(!self.no_shuffle);
+        if let Some(seed) = self.seed {
+            estimator = estimator.seed(seed);
+        }
+        if let Some(fraction) = self.validation_split {
+            estimator = estimator.validation_split(fraction);
+        }
+        if let Some(path) = &self.validation {
+            estimator = estimator.validation_data(&env.read_file(path).await?);
+        }
         if let Some(rate) = self.learning_rate {
             estimator = estimator.learning_rate(rate);
         }
@@ -102,7 +127,10 @@ impl FitArgs {
         if self.output.exists() {
             return Err(dlflow::Error::Invalid(format!("--output {} already exists", self.output.display())));
         }
-        let model = estimator.fit(&table).await?;
+        let progress = EpochProgress::start(Some(self.epochs), self.workers).with_metrics();
+        let fitted = estimator.on_output(progress.printer()).on_notice(progress.notice_handler()).fit(&table).await;
+        progress.finish();
+        let model = fitted?;
         model.save(&self.output)?;
         eprintln!("saved the fitted model to {}", self.output.display());
         Ok(())

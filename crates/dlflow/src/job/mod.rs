@@ -70,6 +70,7 @@ pub struct Job {
     output_schema: Option<SchemaRef>,
     progress: Arc<Progress>,
     on_notice: Option<NoticeHandler>,
+    shuffle: Option<u64>,
 }
 
 impl Job {
@@ -87,12 +88,23 @@ impl Job {
             output_schema: None,
             progress: Arc::new(Progress::default()),
             on_notice: None,
+            shuffle: None,
         }
     }
 
     /// Live counters: rows read, epochs complete everywhere.
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
+    }
+
+    /// Deals a bounded table's rows in a new order every epoch, the same for the same `seed`
+    /// and epoch (`None`, the default: every epoch in the table's own order).
+    ///
+    /// The table is read once into memory (its Arrow batches; see
+    /// [`ShuffledRows`](dlflow_engine::ShuffledRows)); an unbounded table is never shuffled.
+    pub fn shuffle(mut self, seed: Option<u64>) -> Job {
+        self.shuffle = seed;
+        self
     }
 
     /// Calls `handler` with every notice a node sends.
@@ -126,6 +138,7 @@ impl Job {
             output_schema: self.output_schema.clone(),
             progress: Arc::new(Progress::default()),
             on_notice: self.on_notice.clone(),
+            shuffle: self.shuffle,
         }
     }
 
@@ -168,6 +181,7 @@ impl Job {
             progress: self.progress,
             on_notice: self.on_notice,
             stop: Arc::new(AtomicBool::new(false)),
+            shuffle: self.shuffle,
         })
     }
 }
@@ -180,6 +194,7 @@ struct Prepared {
     progress: Arc<Progress>,
     on_notice: Option<NoticeHandler>,
     stop: Arc<AtomicBool>,
+    shuffle: Option<u64>,
 }
 
 impl Prepared {
@@ -197,6 +212,8 @@ impl Prepared {
                 epochs: self.io.epochs.unwrap_or(1),
                 // Training needs equal steps per worker; inference needs every row.
                 equal_shards: self.io.output_schema.is_none(),
+                // Only a bounded table can be held and reordered.
+                shuffle: self.shuffle.filter(|_| self.io.epochs.is_some()),
                 ..EngineConfig::default()
             };
             let (progress, stop) = (self.progress.clone(), self.stop.clone());

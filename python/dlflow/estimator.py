@@ -60,6 +60,7 @@ import tensorflow as tf
 # Absolute import: dlflow's node runner loads this file by path (module "estimator", not
 # "dlflow.estimator"), where a relative import has no package to resolve against.
 from dlflow.context import TFContext
+from dlflow.tensorboard import tensorboard_callback
 
 ESTIMATOR_FILE = "dlflow_estimator.json"
 
@@ -124,6 +125,8 @@ def estimator_entry(context):
     dataset = _training_dataset(ctx, to_inputs, config.label_col, label_dtype, config.batch_size)
     # Every worker computes the same all-reduced metrics; one report per epoch is enough.
     callbacks = [_EpochReport(ctx)] if ctx.is_chief() else []
+    # TensorBoard events, written by the chief: the tensorboard_dir property, else beside the model.
+    callbacks.append(tensorboard_callback(ctx, log_dir=ctx.get_property("tensorboard_dir") or config.model_dir.rstrip("/") + ".tensorboard"))
     # An unbounded input has no epoch count: it is read once, until it ends.
     model.fit(dataset, epochs=ctx.get_epochs() or 1, verbose=0, callbacks=callbacks)
 

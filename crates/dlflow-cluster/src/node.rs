@@ -69,12 +69,17 @@ impl NodeProcess {
             .map_err(|e| ClusterError::Config(format!("a python_path entry cannot be on PYTHONPATH: {e}")))?;
 
         let mut command = Command::new(launch.python);
+        let tf_logs = dlflow_tf::logs::tf_logs_wanted();
+        if !tf_logs {
+            // TensorFlow's INFO and WARNING lines after start-up; those before it are filtered
+            // from the output below (TensorFlow prints them before it reads this variable).
+            command.env("TF_CPP_MIN_LOG_LEVEL", "2");
+        }
         command
             .args(["-u", "-m", "dlflow._node"])
             .env("PYTHONPATH", python_path)
             // Keras 2: Keras 3 cannot fit under MultiWorkerMirroredStrategy (decision 0004).
             .env("TF_USE_LEGACY_KERAS", "1")
-            .env("TF_CPP_MIN_LOG_LEVEL", "2")
             .env("DLFLOW_COORDINATOR", &launch.coordinator)
             .env("DLFLOW_TOKEN", launch.token)
             .env("DLFLOW_NODE_TYPE", name.node_type.as_str())
@@ -101,11 +106,12 @@ impl NodeProcess {
             (None, false) => Some(Arc::new(move |name: NodeName, line: &str| eprintln!("[{name}] {line}")) as OutputHandler),
         };
         if let Some(stdout) = child.stdout.take() {
-            forward(stdout, name, output.clone(), sink.clone());
+            forward(stdout, name, output.clone(), sink.clone(), tf_logs);
         }
         if let Some(stderr) = child.stderr.take() {
-            forward(stderr, name, output.clone(), sink);
+            forward(stderr, name, output.clone(), sink, tf_logs);
         }
+        tracing::info!(node = %name, pid = child.id(), python = %launch.python.display(), "started a node");
         Ok(NodeProcess { name, child, output, status: None })
     }
 
@@ -113,6 +119,9 @@ impl NodeProcess {
     pub fn poll_exit(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            if let Some(status) = self.status {
+                tracing::info!(node = %self.name, status = %describe_status(status), "node exited");
+            }
         }
         self.status
     }
@@ -122,6 +131,7 @@ impl NodeProcess {
         if self.status.is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();
+            tracing::info!(node = %self.name, "stopped a node");
         }
     }
 }
@@ -138,10 +148,14 @@ fn heartbeat_period_ms(config: &TfClusterConfig) -> u128 {
 }
 
 /// Copies a node's output lines to `sink` (none when quiet) and keeps the last ones.
-fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail, sink: Option<OutputHandler>) {
+/// TensorFlow's own log lines are left out unless `tf_logs` (see `dlflow_tf::logs`).
+fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail, sink: Option<OutputHandler>, tf_logs: bool) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
+            if !tf_logs && dlflow_tf::logs::is_tensorflow_noise(&line) {
+                continue;
+            }
             if let Some(sink) = &sink {
                 sink(name, &line);
             }

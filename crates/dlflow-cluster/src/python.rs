@@ -19,6 +19,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
     ("writer.py", include_str!("../../../python/dlflow/writer.py")),
     ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
+    ("tensorboard.py", include_str!("../../../python/dlflow/tensorboard.py")),
 ];
 
 /// The interpreter for `python`, checked to exist.

@@ -314,6 +314,9 @@ impl Feed {
     }
 
     fn send(&mut self, epoch: u64, k: usize, batch: RecordBatch) {
+        if !self.sent.contains_key(&(epoch, k)) {
+            tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, "epoch started: first rows to a worker");
+        }
         *self.sent.entry((epoch, k)).or_default() += batch.num_rows() as u64;
         // A closed sink is a node that finished or failed: the cluster reports it, not us.
         let _ = self.shared.sinks[k].send(batch);
@@ -339,6 +342,7 @@ impl Feed {
             }
             let sent = self.sent.remove(&(epoch, k)).unwrap_or(0);
             let _ = self.shared.sinks[k].end_epoch(epoch, sent, dropped);
+            tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, rows = sent, dropped, "epoch ended: rows dealt to a worker");
             report.push((k, sent, dropped));
         }
         if dropped_any(&report) {

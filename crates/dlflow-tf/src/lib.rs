@@ -31,6 +31,7 @@ pub mod dtype;
 mod error;
 mod ffi;
 pub mod library;
+pub mod logs;
 pub mod predict;
 mod proto;
 pub mod saved_model;

@@ -73,7 +73,11 @@ impl SavedModel {
 
     /// Load the model in `dir` with explicit options.
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<SavedModel> {
-        let dir = dir.as_ref();
+        // TensorFlow logs its start-up and every SavedModel load to stderr: see `logs`.
+        crate::logs::quietly(|| Self::load_logged(dir.as_ref(), options))
+    }
+
+    fn load_logged(dir: &Path, options: &LoadOptions) -> Result<SavedModel> {
         check_model_dir(dir)?;
         let tf = match &options.library {
             Some(path) => TensorFlow::load_from(path)?,

@@ -79,6 +79,7 @@ pub struct Estimator {
     python: Option<Python>,
     quiet: bool,
     on_epoch: Option<Arc<dyn Fn(&EpochMetrics) + Send + Sync>>,
+    tensorboard_dir: Option<PathBuf>,
 }
 
 impl Estimator {
@@ -110,6 +111,7 @@ impl Estimator {
             python: None,
             quiet: false,
             on_epoch: None,
+            tensorboard_dir: None,
         }
     }
 
@@ -203,6 +205,14 @@ impl Estimator {
         self
     }
 
+    /// Where the chief writes TensorBoard events (loss and metrics per epoch, loss every 10
+    /// steps). By default beside the fitted model, and [`Model::save`] copies them beside the
+    /// saved one (`<dir>.tensorboard`).
+    pub fn tensorboard_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tensorboard_dir = Some(dir.into());
+        self
+    }
+
     /// Calls `handler` after every epoch with its loss and metrics.
     pub fn on_epoch(mut self, handler: impl Fn(&EpochMetrics) + Send + Sync + 'static) -> Self {
         self.on_epoch = Some(Arc::new(handler));
@@ -281,7 +291,11 @@ impl Estimator {
             .property("estimator.feature_cols", Value::from(self.feature_cols.clone()).to_string())
             .property("estimator.label_col", label)
             .property("estimator.batch_size", self.batch_size.to_string())
-            .property("estimator.model_dir", model_dir.to_string_lossy());
+            .property("estimator.model_dir", model_dir.to_string_lossy())
+            .property(
+                "tensorboard_dir",
+                self.tensorboard_dir.clone().unwrap_or_else(|| dlflow_tensorboard::tensorboard_dir_for(model_dir)).to_string_lossy(),
+            );
         builder = match &self.model {
             KerasModel::Factory { file, function } => {
                 let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());

@@ -17,6 +17,10 @@ pub struct FitArgs {
     /// Input query; `;`-separated statements, the last one a query.
     #[arg(long)]
     sql: Option<String>,
+    /// A file the query reads, registered as a table (repeatable): NAME=FILE, or FILE (named
+    /// after it: `points` for points.csv).
+    #[arg(long = "table", value_parser = super::parse_named_table)]
+    tables: Vec<(Option<String>, PathBuf)>,
     /// The model: FILE.py:FUNCTION returning a tf.keras.Model.
     #[arg(long, value_parser = super::train::parse_entry)]
     model_factory: Option<(PathBuf, String)>,
@@ -48,15 +52,16 @@ pub struct FitArgs {
     #[arg(long, value_delimiter = ',')]
     metrics: Vec<String>,
     /// Passes over the table.
-    #[arg(long, default_value_t = 1)]
-    epochs: u64,
+    #[arg(long, default_value_t = 1, value_parser = super::parse_positive)]
+    epochs: usize,
     /// Rows per step on each worker.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::parse_positive)]
     batch_size: usize,
     /// Number of workers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::parse_positive)]
     workers: usize,
-    /// Where to save the fitted SavedModel (must not exist).
+    /// Where to save the fitted SavedModel (must not exist); its TensorBoard events go to
+    /// OUTPUT.tensorboard and its loss curve to OUTPUT.loss.svg.
     #[arg(long)]
     output: PathBuf,
 }
@@ -65,6 +70,7 @@ impl FitArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
+        super::register_tables(&env, &self.tables).await?;
         let table: Table = match (&self.input, &self.sql) {
             (Some(path), _) => env.read_file(path).await?,
             (None, Some(sql)) => env.sql(sql).await?,
@@ -81,7 +87,7 @@ impl FitArgs {
             .loss(&self.loss)
             .optimizer(&self.optimizer)
             .metrics(self.metrics.clone())
-            .max_epochs(self.epochs)
+            .max_epochs(self.epochs as u64)
             .batch_size(self.batch_size)
             .worker_count(self.workers)
             .on_epoch(|metrics| {
@@ -105,6 +111,9 @@ impl FitArgs {
         let model = estimator.fit(&table).await?;
         model.save(&self.output)?;
         eprintln!("saved the fitted model to {}", self.output.display());
+        // `save` put the fit's TensorBoard events beside the model.
+        use dlflow::layers::dlflow_tensorboard::{loss_svg_for, tensorboard_dir_for};
+        super::show_loss_curve(&tensorboard_dir_for(&self.output), &loss_svg_for(&self.output));
         Ok(())
     }
 }

@@ -35,7 +35,8 @@ pub fn transform(input: DataFrame, predictor: Arc<Predictor>, concurrency: usize
         if input_schema.field_with_name(output.name()).is_ok() {
             return Err(DataFusionError::Plan(format!(
                 "model output `{}` has the same name as an input column; rename the column first \
-                 (SELECT {} AS {}_in, ...) or choose other outputs with PredictOptions::outputs",
+                 (SELECT {} AS {}_in, ...) or append only other outputs (`--output-column NAME` on the \
+                 command line, `Model::with_outputs` in Rust)",
                 output.name(),
                 output.name(),
                 output.name()

@@ -18,7 +18,7 @@ Nodes find this package on their ``PYTHONPATH``; nothing needs installing.
 """
 
 from .context import Context, TFContext
-from .tensorboard import tensorboard_callback
+from ._tensorboard import tensorboard_callback
 from .writer import RowWriter
 
 __all__ = ["Context", "TFContext", "RowWriter", "tensorboard_callback"]

@@ -60,7 +60,7 @@ import tensorflow as tf
 # Absolute import: dlflow's node runner loads this file by path (module "estimator", not
 # "dlflow.estimator"), where a relative import has no package to resolve against.
 from dlflow.context import TFContext
-from dlflow.tensorboard import tensorboard_callback
+from dlflow import tensorboard_callback
 
 ESTIMATOR_FILE = "dlflow_estimator.json"
 

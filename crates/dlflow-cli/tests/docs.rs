@@ -10,6 +10,9 @@
 //!   written to `PATH` at that point, for the blocks after them;
 //! - ```` ```sql ```` blocks run with `dlflow sql ARGS 'the block'`, the arguments given by a
 //!   `<!-- docs-test: sql ARGS -->` line right above the block;
+//! - in a ```` ```sh ```` block right under `<!-- docs-test: examples -->`, a line
+//!   `cargo run --release --example NAME -- ARGS` runs the example as the test build made it,
+//!   `$CARGO_TARGET_DIR/release/examples/NAME ARGS` (cargo cannot build inside its own test run);
 //! - ```` ```rust ```` blocks are doc tests of the `dlflow` crate (see its `lib.rs`);
 //! - ```` ```text ```` blocks (and blocks without a language) are output, not run;
 //! - `<!-- docs-test: skip: REASON -->` right above a block skips it, with the reason;
@@ -100,6 +103,13 @@ fn script(name: &str, markdown: &str) -> Result<String, String> {
                 script += &marker;
                 script += &format!("cat > '{file}' <<'DLFLOW_DOCS_BLOCK'\n{}DLFLOW_DOCS_BLOCK\n", block.body);
             }
+            ("sh" | "bash" | "shell", None) if block.directive.as_deref() == Some("examples") => {
+                script += &marker;
+                for line in block.body.lines() {
+                    script += &example_binary(line);
+                    script.push('\n');
+                }
+            }
             ("sh" | "bash" | "shell", None) => {
                 script += &marker;
                 script += &block.body;
@@ -118,6 +128,14 @@ fn script(name: &str, markdown: &str) -> Result<String, String> {
         }
     }
     Ok(script)
+}
+
+/// `cargo run --release --example NAME -- ARGS` as the built example: `"$CARGO_TARGET_DIR/release/examples/NAME" ARGS`.
+fn example_binary(line: &str) -> String {
+    let Some(rest) = line.trim_start().strip_prefix("cargo run --release --example ") else { return line.to_string() };
+    let (name, args) = rest.split_once(' ').unwrap_or((rest, ""));
+    let args = args.trim_start().strip_prefix("--").unwrap_or(args);
+    format!("\"$CARGO_TARGET_DIR/release/examples/{name}\"{args}")
 }
 
 /// Runs the guide `relative` (from the repository root) as the convention says and returns
@@ -144,6 +162,8 @@ fn follow(relative: &str) -> String {
         .env("PATH", path)
         // What `source scripts/setup.sh` puts on PATH: this build, not another one.
         .env("CARGO_TARGET_DIR", bin.parent().expect("target dir"))
+        // The quick start's model in this folder, not shared with another run of the tests.
+        .env("DLFLOW_QUICKSTART_DIR", scratch.path().join("quickstart"))
         .env_remove("DLFLOW_TF_LOG")
         .env_remove("DLFLOW_LOG")
         .stdin(Stdio::null())
@@ -197,6 +217,9 @@ fn the_convention_is_parsed_as_documented() {
     assert!(followed.contains("echo one") && !followed.contains("exit 1"), "{followed}");
     assert!(followed.contains("cat > 'train.py'") && followed.contains("dlflow sql  --model m=dir"), "{followed}");
     assert!(!followed.contains("output") && !followed.contains("fn main"), "{followed}");
+
+    let examples = script("e.md", "<!-- docs-test: examples -->\n```sh\ncargo run --release --example demo -- out/x  # a comment\nls out\n```\n").expect("script");
+    assert!(examples.contains("\"$CARGO_TARGET_DIR/release/examples/demo\" out/x  # a comment\nls out\n"), "{examples}");
 
     let error = script("y.md", "```python\nprint(1)\n```\n").expect_err("an orphan snippet");
     assert!(error.contains("y.md:1") && error.contains("file=PATH"), "{error}");
@@ -263,5 +286,36 @@ fn tables_guide() {
 
 #[test]
 fn examples() {
+    check_examples_are_built();
     follow("examples/README.md");
+}
+
+/// The example binaries the test build made must be newer than every Rust source: `cargo test
+/// --workspace` (the test command) builds them, `cargo test --test docs` alone does not.
+fn check_examples_are_built() {
+    fn newest(dir: &Path, newest_so_far: &mut std::time::SystemTime) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                newest(&path, newest_so_far);
+            } else if let (true, Ok(modified)) =
+                (path.extension().is_some_and(|e| e == "rs" || e == "toml"), entry.metadata().and_then(|m| m.modified()))
+            {
+                *newest_so_far = (*newest_so_far).max(modified);
+            }
+        }
+    }
+    let root = repository();
+    let mut sources = std::time::SystemTime::UNIX_EPOCH;
+    newest(&root.join("crates"), &mut sources);
+    newest(&root.join("examples"), &mut sources);
+    let examples = PathBuf::from(env!("CARGO_BIN_EXE_dlflow")).with_file_name("examples");
+    for name in ["quickstart_train", "quickstart_inference", "sql_predict", "estimator_linear", "digits"] {
+        let built = std::fs::metadata(examples.join(name)).and_then(|m| m.modified());
+        assert!(
+            built.is_ok_and(|built| built >= sources),
+            "the example binary {name} is missing or older than the sources: run the whole test command \
+             (`cargo test --release --workspace`, which builds the examples) or `cargo build --release --workspace --examples`"
+        );
+    }
 }

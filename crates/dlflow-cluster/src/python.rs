@@ -19,7 +19,9 @@ const PACKAGE: &[(&str, &str)] = &[
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
     ("writer.py", include_str!("../../../python/dlflow/writer.py")),
     ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
-    ("tensorboard.py", include_str!("../../../python/dlflow/tensorboard.py")),
+    // Not `tensorboard.py`: the estimator's folder is on its PYTHONPATH, where that name would
+    // hide the real `tensorboard` package that tf.summary imports.
+    ("_tensorboard.py", include_str!("../../../python/dlflow/_tensorboard.py")),
 ];
 
 /// The interpreter for `python`, checked to exist.

@@ -40,7 +40,7 @@ pub use svg::DATA_ELEMENT_ID;
 
 /// Where a job that saves its model to `model_dir` writes TensorBoard events unless told
 /// otherwise (the `tensorboard_dir` property): beside the model, `<model_dir>.tensorboard`.
-/// `python/dlflow/tensorboard.py` applies the same rule on the nodes.
+/// `python/dlflow/_tensorboard.py` applies the same rule on the nodes.
 ///
 /// ```
 /// use std::path::Path;

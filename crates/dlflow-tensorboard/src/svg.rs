@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use crate::curve::{LossCurve, Panel};
 use crate::error::{Error, Result};
 use crate::scalars::ScalarSeries;
+use crate::text::number;
 
 /// Width of the image, and height of one chart.
 const WIDTH: u32 = 800;
@@ -98,7 +99,18 @@ where
         .y_label_area_size(80)
         .build_cartesian_2d(x, y)
         .map_err(draw_error)?;
-    chart.configure_mesh().x_desc(panel.x_label).y_desc("loss").draw().map_err(draw_error)?;
+    // Whole epochs and steps on x; short numbers on y (a log axis otherwise prints float noise
+    // such as 1.0000000000000001e-7).
+    let x_label = |x: &f64| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() };
+    let y_label = |y: &f64| number(*y);
+    chart
+        .configure_mesh()
+        .x_desc(panel.x_label)
+        .y_desc("loss")
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .draw()
+        .map_err(draw_error)?;
     for ((name, points), colour) in panel.lines.iter().zip(COLOURS.iter().cycle()) {
         let style = colour.stroke_width(2);
         chart
@@ -165,7 +177,8 @@ mod tests {
     fn the_svg_has_a_chart_per_kind_a_polyline_per_series_and_its_numbers() {
         let svg = curve(&[0.107, 1e-6, 2.5632e-14], &[0.3, 0.2, 0.1, 0.05]).to_svg().expect("svg");
         assert!(svg.contains("loss per epoch (log scale)") && svg.contains("loss per step"), "{svg}");
-        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        // Series are drawn 2 px wide (axes and ticks 1 px).
+        assert_eq!(svg.matches(r#"stroke-width="2" points="#).count(), 2, "{svg}");
         assert!(svg.contains(r#"<desc id="dlflow-loss-data">{"per_epoch":[{"run":"train","steps":[0,1,2],"tag":"epoch_loss","values":[0.107,1e-6,2.5632e-14]}]"#), "{svg}");
         assert!(!svg.contains("font-face") && !svg.contains("<image"), "text stays text");
     }

@@ -151,7 +151,12 @@ fn training_draws_the_loss_curve_and_its_svg_holds_the_event_files_values() {
     sorted_ours.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
     let mut sorted_theirs = theirs.clone();
     sorted_theirs.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
-    assert_eq!(sorted_ours, sorted_theirs, "the SVG's numbers are the event files' numbers");
+    assert_eq!(sorted_ours.len(), sorted_theirs.len(), "as many numbers in the SVG as in the event files:\n{sorted_ours:?}\n{sorted_theirs:?}");
+    for (ours, theirs) in sorted_ours.iter().zip(&sorted_theirs) {
+        // Exactly, at the float32 precision the events store (serde_json's default parser may
+        // be one unit off in the last place of a double).
+        assert_eq!((&ours.0, &ours.1, ours.2, ours.3 as f32), (&theirs.0, &theirs.1, theirs.2, theirs.3 as f32), "the SVG's numbers are the event files' numbers");
+    }
     let epochs: Vec<f64> = sorted_ours.iter().filter(|n| n.1 == "epoch_loss").map(|n| n.3).collect();
     assert!(epochs[2] < epochs[0], "the loss falls: {epochs:?}");
 
@@ -217,9 +222,15 @@ fn log_levels_tell_the_story_of_a_job_without_colours_in_a_pipe() {
             "epoch ended: rows dealt to a worker",
             "node read an epoch",
             "node finished its entry",
-            "node exited",
         ] {
             assert!(logged.contains(event), "`{event}` is logged: {logged}");
+        }
+        for node in ["worker 0", "worker 1"] {
+            // It ended on its own, or dlflow stopped it once its entry had finished.
+            assert!(
+                logged.lines().any(|l| (l.contains("node exited") || l.contains("stopped a node")) && l.contains(&format!("node={node}"))),
+                "{node}'s end is logged: {logged}"
+            );
         }
         assert!(
             logged.lines().any(|l| l.contains("epoch ended") && l.contains("dropped=") && !l.contains("dropped=0")),
@@ -227,7 +238,7 @@ fn log_levels_tell_the_story_of_a_job_without_colours_in_a_pipe() {
         );
         assert!(!logged.contains('\u{1b}'), "no colour codes in a pipe: {logged}");
     }
-    let bad = run(dlflow().args(["--log-level", "loud=", "model", "inspect", "x"]));
+    let bad = run(dlflow().args(["--log-level", "dlflow=loud", "model", "inspect", "x"]));
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     assert!(text(&bad.stderr).contains("--log-level"), "{}", text(&bad.stderr));
 }
@@ -278,7 +289,7 @@ fn confusing_errors_read_clearly() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("the folder {} does not exist", dir.path().join("no/such/folder").display())), "{stderr}");
-    assert!(!stderr.contains(".tmp"), "{stderr}");
+    assert!(!stderr.contains(".out.csv."), "not the hidden temporary file: {stderr}");
 
     // An output named like an input column points at the command line's flag.
     let both = dir.path().join("both.csv");

@@ -19,8 +19,8 @@ writer.add_event(event_pb2.Event(step=0, wall_time=1.0, summary=summary_pb2.Summ
 writer.close()
 "#;
     let python = PathBuf::from(std::env::var_os("DLFLOW_VENV").expect("DLFLOW_VENV is not set: run scripts/test.sh")).join("bin/python");
-    let status = Command::new(python).args(["-c", script]).arg(dir).status().expect("python");
-    assert!(status.success());
+    let output = Command::new(python).args(["-c", script]).arg(dir).output().expect("python");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -85,7 +85,7 @@ fn tensorboard_serves_the_runs_on_loopback_and_stops_with_dlflow() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let runs = runs.unwrap_or_else(|| panic!("TensorBoard on port {port} did not list the run"));
-    assert!(runs.starts_with("HTTP/1.0 200") && runs.contains("\"train\""), "{runs}");
+    assert!(runs.starts_with("HTTP/1.1 200") && runs.contains("[\"train\"]"), "{runs}");
     assert!(seen.iter().all(|l| !l.contains("oneDNN") && !l.contains("cuInit")), "TensorFlow's start-up lines are hidden: {seen:?}");
 
     // dlflow killed (not even a chance to clean up): TensorBoard goes with it.

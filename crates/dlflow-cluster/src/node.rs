@@ -128,7 +128,7 @@ impl NodeProcess {
 
     /// Kills the process (if it still runs) and reaps it: no orphan, no zombie.
     pub fn kill(&mut self) {
-        if self.status.is_none() {
+        if self.poll_exit().is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();
             tracing::info!(node = %self.name, "stopped a node");

@@ -346,7 +346,7 @@ impl Feed {
             report.push((k, sent, dropped));
         }
         if dropped_any(&report) {
-            tracing::info!(epoch, ?report, "trimmed rows so that every worker takes the same number of steps");
+            tracing::info!(epoch = epoch + 1, ?report, "trimmed rows so that every worker takes the same number of steps");
         }
         let workers = self.shared.sinks.len();
         let mut epochs = self.shared.epochs.lock().unwrap_or_else(|e| e.into_inner());

@@ -53,7 +53,8 @@ async fn error_for(problem: &str, env: &Environment, empty_dir: &Path) -> (Strin
             Model::load(common::model("mlp")).expect("mlp").transform(&pixels).map(|_| ())
         }
         "nulls" => {
-            let rows = sql("SELECT CAST(NULL AS FLOAT) AS x UNION ALL SELECT CAST(NULL AS FLOAT) UNION ALL SELECT CAST(1 AS FLOAT)").await;
+            // One batch with two nulls.
+            let rows = sql("SELECT CAST(column1 AS FLOAT) AS x FROM (VALUES (NULL), (NULL), (1.0))").await;
             match linear().transform(&rows) {
                 Ok(predicted) => predicted.collect().await.map(|_| ()),
                 Err(e) => Err(e),

@@ -283,6 +283,14 @@ fn confusing_errors_read_clearly() {
     let output = run(dlflow().args(["sql", "--table", csv.to_str().expect("utf8"), "SELECT sum(x) AS total FROM points"]));
     assert!(output.status.success() && text(&output.stdout).contains("2.0"), "{}{}", text(&output.stdout), text(&output.stderr));
 
+    // A malformed CSV is named as given, not as an object-store path without its leading `/`.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "x\n1\nabc,3\n").expect("csv");
+    let stderr = text(&run(dlflow().args(["sql", "--table", bad.to_str().expect("utf8"), "SELECT * FROM bad"])).stderr);
+    let given = bad.display().to_string();
+    assert!(stderr.contains(&format!("cannot read '{given}'")) && stderr.contains("line 3"), "{stderr}");
+    assert!(!stderr.replace(&given, "").contains(given.trim_start_matches('/')), "{stderr}");
+
     // A missing output folder is named, not the hidden temporary file.
     let missing = dir.path().join("no/such/folder/out.csv");
     let output = run(dlflow().args(["predict", "--model", &linear, "--input", csv.to_str().expect("utf8"), "--output", missing.to_str().expect("utf8")]));

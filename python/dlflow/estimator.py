@@ -24,6 +24,9 @@ function. Everything the entry needs comes from the job's properties (all string
     estimator.batch_size        rows per step on each worker. Default: 32.
     estimator.model_dir         where the chief (worker 0) saves the trained SavedModel.
     estimator.prediction_col    the name of the SavedModel's output. Default: the label column.
+    tensorboard_dir             where the chief writes TensorBoard events (loss and metrics per
+                                epoch, the loss every 10 steps). Default: beside the model,
+                                <estimator.model_dir>.tensorboard.
 
 Features become the model's input one way for training and for serving:
 

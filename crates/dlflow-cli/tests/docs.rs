@@ -292,6 +292,12 @@ fn tables_guide() {
 fn examples() {
     check_examples_are_built();
     follow("examples/README.md");
+    // An example's `main` returns `dlflow::Result`: a failure reads as a message, not a struct dump.
+    let example = PathBuf::from(env!("CARGO_BIN_EXE_dlflow")).with_file_name("examples").join("quickstart_inference");
+    let output = Command::new(example).arg("/nonexistent/model").output().expect("run the example");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("Error: model directory /nonexistent/model does not exist") && !stderr.contains("ModelNotFound"), "{stderr}");
 }
 
 /// The example binaries the test build made must be newer than every Rust source: `cargo test

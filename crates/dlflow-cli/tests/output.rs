@@ -313,6 +313,10 @@ fn confusing_errors_read_clearly() {
         assert!(stderr.contains("at least 1"), "{args:?}: {stderr}");
     }
 
+    // `--job`'s help points at the job file's documentation, not at itself.
+    let help = text(&run(dlflow().args(["train", "--help"])).stdout);
+    assert!(help.contains("docs/guide/cli.md") && !help.contains("see `dlflow train --help`"), "{help}");
+
     // Flag errors: `error:`, the usage, exit code 2 (cli.md says so).
     let output = run(dlflow().args(["predict", "--no-such-flag"]));
     let stderr = text(&output.stderr);

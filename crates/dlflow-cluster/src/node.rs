@@ -12,6 +12,8 @@ use crate::error::{ClusterError, NodeName, Result};
 
 /// How many of a node's last output lines an error message shows.
 const TAIL_LINES: usize = 40;
+/// How long an exited node's last lines may take to be read from its pipes.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The last lines a node printed on stdout and stderr.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,8 @@ pub(crate) struct NodeProcess {
     pub child: Child,
     pub output: OutputTail,
     pub status: Option<ExitStatus>,
+    /// One message per output stream read to its end.
+    output_read: std::sync::mpsc::Receiver<()>,
 }
 
 impl NodeProcess {
@@ -105,14 +109,15 @@ impl NodeProcess {
             (Some(handler), false) => Some(handler.clone()),
             (None, false) => Some(Arc::new(move |name: NodeName, line: &str| eprintln!("[{name}] {line}")) as OutputHandler),
         };
+        let (read_in, output_read) = std::sync::mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
-            forward(stdout, name, output.clone(), sink.clone(), tf_logs);
+            forward(stdout, name, output.clone(), sink.clone(), tf_logs, read_in.clone());
         }
         if let Some(stderr) = child.stderr.take() {
-            forward(stderr, name, output.clone(), sink, tf_logs);
+            forward(stderr, name, output.clone(), sink, tf_logs, read_in);
         }
         tracing::info!(node = %name, pid = child.id(), python = %launch.python.display(), "started a node");
-        Ok(NodeProcess { name, child, output, status: None })
+        Ok(NodeProcess { name, child, output, status: None, output_read })
     }
 
     /// The exit status, if the process has ended (reaped once, remembered).
@@ -121,6 +126,13 @@ impl NodeProcess {
             self.status = self.child.try_wait().ok().flatten();
             if let Some(status) = self.status {
                 tracing::info!(node = %self.name, status = %describe_status(status), "node exited");
+                // Its last lines may still be in the pipes: an error about the exit shows them.
+                let deadline = std::time::Instant::now() + OUTPUT_DRAIN;
+                for _ in 0..2 {
+                    if self.output_read.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_err() {
+                        break;
+                    }
+                }
             }
         }
         self.status
@@ -149,7 +161,14 @@ fn heartbeat_period_ms(config: &TfClusterConfig) -> u128 {
 
 /// Copies a node's output lines to `sink` (none when quiet) and keeps the last ones.
 /// TensorFlow's own log lines are left out unless `tf_logs` (see `dlflow_tf::logs`).
-fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail, sink: Option<OutputHandler>, tf_logs: bool) {
+fn forward(
+    stream: impl Read + Send + 'static,
+    name: NodeName,
+    tail: OutputTail,
+    sink: Option<OutputHandler>,
+    tf_logs: bool,
+    read_to_end: std::sync::mpsc::Sender<()>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -161,6 +180,7 @@ fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail,
             }
             tail.push(line);
         }
+        let _ = read_to_end.send(());
     });
 }
 

@@ -27,6 +27,13 @@ async fn main() -> dlflow::Result<()> {
     let report = dlflow::train(&samples, &config, 4).await?;
     print!("{report}");
 
+    // The chief's TensorBoard events, beside the model (train.py's tensorboard_callback): the
+    // loss per epoch and per step, drawn with characters.
+    match dlflow::LossCurve::read(format!("{model_dir}.tensorboard").as_ref()) {
+        Ok(curve) => print!("{}", curve.to_text(60)),
+        Err(e) => eprintln!("no loss curve: {e}"),
+    }
+
     // The chief saved a SavedModel (serving_default: x -> y): run it over new rows.
     let fresh = env.datagen(DataGen::new(100_000).seed(42).column("x", Generator::uniform(0.0, 1.0)))?;
     let predicted = Model::load(&model_dir)?.transform(&fresh)?;

@@ -8,8 +8,10 @@ cd "$DLFLOW_ROOT"
 say "building dlflow"
 cargo build --release --quiet --workspace  # whole workspace: same dependency features as the tests, one shared build
 DLFLOW="$CARGO_TARGET_DIR/release/dlflow"
-MODEL_DIR="$DLFLOW_HOME/quickstart/linear"
-rm -rf "$MODEL_DIR"
+# DLFLOW_QUICKSTART_DIR: where the model goes (default $DLFLOW_HOME/quickstart); its TensorBoard
+# events go beside it (linear.tensorboard) and so does its loss curve (linear.loss.svg).
+MODEL_DIR="${DLFLOW_QUICKSTART_DIR:-$DLFLOW_HOME/quickstart}/linear"
+rm -rf "$MODEL_DIR" "$MODEL_DIR.tensorboard" "$MODEL_DIR.loss.svg"
 
 say "training: 5120 rows of (x, y = 2x + 1), 2 workers, 4 epochs (examples/quickstart/job.toml)"
 "$DLFLOW" train --job examples/quickstart/job.toml --property "model_dir=$MODEL_DIR"

@@ -1,6 +1,8 @@
 # Sourced by the other scripts: makes sure the project virtualenv and the build cache exist and
 # exports where they are. Safe to run again: an up-to-date virtualenv is reused.
 #
+# Sourced, it also puts the built `dlflow` ($CARGO_TARGET_DIR/release) first on PATH.
+#
 #   DLFLOW_HOME        cache root (default ~/.cache/dlflow)
 #   DLFLOW_VENV        virtualenv with the pinned python/requirements.txt (default $DLFLOW_HOME/venv)
 #   CARGO_TARGET_DIR   cargo build cache, kept outside the checkout so fresh clones build incrementally
@@ -13,14 +15,19 @@
 
 set -euo pipefail
 
-DLFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# -P: the real checkout, also when the scripts are reached through a symbolic link.
+DLFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 export DLFLOW_ROOT
 export DLFLOW_HOME="${DLFLOW_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/dlflow}"
 export DLFLOW_VENV="${DLFLOW_VENV:-$DLFLOW_HOME/venv}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$DLFLOW_HOME/target}"
+export PATH="$CARGO_TARGET_DIR/release:$PATH"
 mkdir -p "$DLFLOW_HOME"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Bold on a terminal, plain text in a pipe or a log file.
+say() {
+  if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
 
 require() {
   command -v "$1" >/dev/null 2>&1 || { echo "error: $1 not found: $2" >&2; exit 1; }

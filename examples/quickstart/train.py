@@ -2,7 +2,9 @@
 
 dlflow calls ``train_entry(context)`` in every worker process. Each worker gets its own equal
 share of the table's rows, one epoch per pass over ``get_tfdataset()``; the chief (worker 0)
-saves the trained model as a SavedModel whose ``serving_default`` maps column ``x`` to ``y``.
+saves the trained model as a SavedModel whose ``serving_default`` maps column ``x`` to ``y``,
+and writes TensorBoard events beside it (``<model_dir>.tensorboard``), which ``dlflow train``
+draws as the loss curve at the end.
 """
 import os
 import shutil
@@ -10,7 +12,7 @@ import tempfile
 
 import tensorflow as tf
 
-from dlflow import TFContext
+from dlflow import TFContext, tensorboard_callback
 
 
 def train_entry(context):
@@ -23,7 +25,8 @@ def train_entry(context):
                       loss="mse")
 
     dataset = ctx.get_tfdataset(features="x", label="y").batch(int(ctx.get_property("batch_size", "32")))
-    model.fit(dataset, epochs=ctx.get_epochs(), verbose=2 if ctx.is_chief() else 0)
+    model.fit(dataset, epochs=ctx.get_epochs(), verbose=2 if ctx.is_chief() else 0,
+              callbacks=[tensorboard_callback(ctx)])
 
     # Every worker saves (saving is a collective under this strategy); only the chief keeps it.
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])

@@ -18,6 +18,7 @@ Nodes find this package on their ``PYTHONPATH``; nothing needs installing.
 """
 
 from .context import Context, TFContext
+from ._tensorboard import tensorboard_callback
 from .writer import RowWriter
 
-__all__ = ["Context", "TFContext", "RowWriter"]
+__all__ = ["Context", "TFContext", "RowWriter", "tensorboard_callback"]

@@ -39,6 +39,9 @@ function. Everything the entry needs comes from the job's properties (all string
                                 worker scores its equal part after every epoch (Keras's
                                 validation_data), and the epoch's metrics gain val_loss and
                                 val_<metric>.
+    tensorboard_dir             where the chief writes TensorBoard events (loss and metrics per
+                                epoch, the loss every 10 steps). Default: beside the model,
+                                <estimator.model_dir>.tensorboard.
 
 Features become the model's input one way for training and for serving:
 
@@ -80,6 +83,7 @@ import tensorflow as tf
 # "dlflow.estimator"), where a relative import has no package to resolve against.
 from dlflow import training_data
 from dlflow.context import TFContext
+from dlflow import tensorboard_callback
 
 ESTIMATOR_FILE = "dlflow_estimator.json"
 
@@ -162,6 +166,8 @@ def estimator_entry(context):
     # Every worker computes the same all-reduced metrics; one report per epoch is enough.
     if ctx.is_chief():
         callbacks.append(_EpochReport(ctx))
+    # TensorBoard events, written by the chief: the tensorboard_dir property, else beside the model.
+    callbacks.append(tensorboard_callback(ctx, log_dir=ctx.get_property("tensorboard_dir") or config.model_dir.rstrip("/") + ".tensorboard"))
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks,
               validation_data=validation)
 

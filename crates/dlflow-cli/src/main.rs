@@ -2,6 +2,7 @@
 //! them over files, generated tables and SQL.
 
 mod commands;
+mod logging;
 mod progress;
 mod signals;
 
@@ -11,6 +12,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "dlflow", version, about, propagate_version = true)]
 struct Cli {
+    /// What dlflow logs on stderr: error, warn (the default), info, debug, trace, or a filter
+    /// such as `dlflow_cluster=debug,info`. Without the flag: the DLFLOW_LOG variable.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = logging::parse_filter)]
+    log_level: Option<String>,
+    /// Show TensorFlow's own log lines (start-up notices, CUDA probing), hidden by default;
+    /// the same as DLFLOW_TF_LOG=1.
+    #[arg(long, global = true)]
+    tf_log: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,14 +37,16 @@ enum Command {
     Fit(commands::fit::FitArgs),
     /// Train on a table with a cluster of Python TensorFlow nodes (flags or a TOML job file).
     Train(commands::train::TrainArgs),
+    /// Start TensorBoard on 127.0.0.1 over a folder of event files (dlflow's Python).
+    Tensorboard(commands::tensorboard::TensorboardArgs),
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLFLOW_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The environment is set here, before any thread exists: TensorFlow (in this process)
+    // and the node processes read it.
+    logging::configure_tensorflow_logs(cli.tf_log);
+    logging::init(cli.log_level.as_deref());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -51,6 +62,7 @@ fn main() -> std::process::ExitCode {
                 Command::Sql(args) => args.run().await,
                 Command::Train(args) => args.run().await,
                 Command::Fit(args) => args.run().await,
+                Command::Tensorboard(args) => args.run().await,
             }
         };
         // Cancelling drops the command: temporary files go with it.

@@ -151,7 +151,8 @@ impl EpochProgress {
         std::sync::Arc::new(move |node: dlflow::NodeName, line: &str| say(&bar, format!("[{node}] {line}")))
     }
 
-    /// Follows the nodes' notices: rows taken, ends of epochs (worker 0's mark the epoch).
+    /// Follows the nodes' notices: rows taken, ends of epochs (worker 0's mark the epoch), and
+    /// what entries `report(...)`, printed as `[worker 0] report: EVENT key=value ...`.
     pub fn notice_handler(&self) -> impl Fn(dlflow::NodeName, &serde_json::Value) + Send + Sync + 'static {
         let (bar, workers, metrics) = (self.bar.clone(), self.workers, self.metrics);
         let total = self.epochs.unwrap_or(1);
@@ -212,7 +213,10 @@ impl EpochProgress {
                     bar.set_message(format!("epoch {}/{total}", state.done + 1));
                 }
             }
-            _ => {}
+            // Every worker reports these; worker 0's (above) speak for all.
+            Some("epoch_end" | "first_batch" | "epoch" | "loaded") => {}
+            Some(event) => say(&bar, format!("[{node}] report: {event}{}", report_fields(notice))),
+            None => {}
         }
     }
 
@@ -232,6 +236,20 @@ fn metric_values(notice: &serde_json::Value) -> String {
         .collect();
     shown.sort_by_key(|(k, _)| (k.starts_with("val_"), k.as_str() != "loss" && k.as_str() != "val_loss", k.to_string()));
     shown.iter().map(|(k, v)| format!(", {k} {v:.4}")).collect()
+}
+
+/// ` key=value` for every field of a notice but its `event`, in key order.
+fn report_fields(notice: &serde_json::Value) -> String {
+    let Some(fields) = notice.as_object() else { return String::new() };
+    let mut pairs: Vec<(&String, &serde_json::Value)> = fields.iter().filter(|(k, _)| *k != "event").collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    pairs
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(text) => format!(" {key}={text}"),
+            other => format!(" {key}={other}"),
+        })
+        .collect()
 }
 
 /// A line above the bar; straight to stderr when there is no bar (stderr is not a terminal).

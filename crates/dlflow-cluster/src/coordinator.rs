@@ -124,6 +124,7 @@ impl Cluster {
         }
         let (streams, ports) = register(&listener, &names, &mut processes, &token, config, stop)?;
         let registered_after = started.elapsed();
+        tracing::info!(nodes = names.len(), seconds = registered_after.as_secs_f64(), "every node registered");
 
         let host = address.ip().to_string();
         let addresses = |node_type: NodeType| -> Vec<String> {
@@ -135,6 +136,7 @@ impl Cluster {
         }
         let input_schema = io.input_schema.as_deref().map(protocol::encode_schema).transpose().map_err(arrow_io)?;
         let output_schema = io.output_schema.as_deref().map(protocol::encode_schema).transpose().map_err(arrow_io)?;
+        tracing::info!(cluster_spec = %cluster_spec, attempt = io.attempt, epochs = ?io.epochs, "handing out the cluster spec");
 
         let (events_in, events) = mpsc::channel();
         let mut nodes = Vec::with_capacity(names.len());
@@ -226,6 +228,7 @@ impl Cluster {
         match frame.kind {
             protocol::HEARTBEAT => Ok(()),
             protocol::DONE => {
+                tracing::info!(node = %name, "node finished its entry");
                 self.nodes[i].done_at = Some(Instant::now());
                 // Rows not yet sent to a finished node have nowhere to go.
                 if let Some(closed) = &self.nodes[i].feed_closed {
@@ -235,6 +238,7 @@ impl Cluster {
             }
             protocol::FAILED => {
                 let body: Value = serde_json::from_slice(&frame.payload).unwrap_or_default();
+                tracing::warn!(node = %name, error = body["error"].as_str().unwrap_or("unknown error"), "node failed");
                 Err(ClusterError::NodeFailed {
                     node: name,
                     error: body["error"].as_str().unwrap_or("unknown error").to_string(),
@@ -295,6 +299,7 @@ impl Cluster {
             }
             let silent = Duration::from_millis(now.saturating_sub(node.last_seen_ms.load(Ordering::SeqCst)));
             if silent > limit {
+                tracing::warn!(node = %node.process.name, seconds = silent.as_secs_f64(), "node missed its heartbeats");
                 node.process.kill();
                 return Err(ClusterError::NodeUnresponsive {
                     node: node.process.name,
@@ -365,6 +370,7 @@ fn register(
             Ok((stream, _)) => {
                 if let Some((slot, port, stream)) = hello(stream, names, token) {
                     if streams[slot].is_none() {
+                        tracing::info!(node = %names[slot], port, "node registered");
                         ports[slot] = port;
                         streams[slot] = Some(stream);
                     }

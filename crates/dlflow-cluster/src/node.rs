@@ -12,6 +12,8 @@ use crate::error::{ClusterError, NodeName, Result};
 
 /// How many of a node's last output lines an error message shows.
 const TAIL_LINES: usize = 40;
+/// How long an exited node's last lines may take to be read from its pipes.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The last lines a node printed on stdout and stderr.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,8 @@ pub(crate) struct NodeProcess {
     pub child: Child,
     pub output: OutputTail,
     pub status: Option<ExitStatus>,
+    /// One message per output stream read to its end.
+    output_read: std::sync::mpsc::Receiver<()>,
 }
 
 impl NodeProcess {
@@ -69,12 +73,17 @@ impl NodeProcess {
             .map_err(|e| ClusterError::Config(format!("a python_path entry cannot be on PYTHONPATH: {e}")))?;
 
         let mut command = Command::new(launch.python);
+        let tf_logs = dlflow_tf::logs::tf_logs_wanted();
+        if !tf_logs {
+            // TensorFlow's INFO and WARNING lines after start-up; those before it are filtered
+            // from the output below (TensorFlow prints them before it reads this variable).
+            command.env("TF_CPP_MIN_LOG_LEVEL", "2");
+        }
         command
             .args(["-u", "-m", "dlflow._node"])
             .env("PYTHONPATH", python_path)
             // Keras 2: Keras 3 cannot fit under MultiWorkerMirroredStrategy (decision 0004).
             .env("TF_USE_LEGACY_KERAS", "1")
-            .env("TF_CPP_MIN_LOG_LEVEL", "2")
             .env("DLFLOW_COORDINATOR", &launch.coordinator)
             .env("DLFLOW_TOKEN", launch.token)
             .env("DLFLOW_NODE_TYPE", name.node_type.as_str())
@@ -100,28 +109,41 @@ impl NodeProcess {
             (Some(handler), false) => Some(handler.clone()),
             (None, false) => Some(Arc::new(move |name: NodeName, line: &str| eprintln!("[{name}] {line}")) as OutputHandler),
         };
+        let (read_in, output_read) = std::sync::mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
-            forward(stdout, name, output.clone(), sink.clone());
+            forward(stdout, name, output.clone(), sink.clone(), tf_logs, read_in.clone());
         }
         if let Some(stderr) = child.stderr.take() {
-            forward(stderr, name, output.clone(), sink);
+            forward(stderr, name, output.clone(), sink, tf_logs, read_in);
         }
-        Ok(NodeProcess { name, child, output, status: None })
+        tracing::info!(node = %name, pid = child.id(), python = %launch.python.display(), "started a node");
+        Ok(NodeProcess { name, child, output, status: None, output_read })
     }
 
     /// The exit status, if the process has ended (reaped once, remembered).
     pub fn poll_exit(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            if let Some(status) = self.status {
+                tracing::info!(node = %self.name, status = %describe_status(status), "node exited");
+                // Its last lines may still be in the pipes: an error about the exit shows them.
+                let deadline = std::time::Instant::now() + OUTPUT_DRAIN;
+                for _ in 0..2 {
+                    if self.output_read.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_err() {
+                        break;
+                    }
+                }
+            }
         }
         self.status
     }
 
     /// Kills the process (if it still runs) and reaps it: no orphan, no zombie.
     pub fn kill(&mut self) {
-        if self.status.is_none() {
+        if self.poll_exit().is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();
+            tracing::info!(node = %self.name, "stopped a node");
         }
     }
 }
@@ -138,15 +160,27 @@ fn heartbeat_period_ms(config: &TfClusterConfig) -> u128 {
 }
 
 /// Copies a node's output lines to `sink` (none when quiet) and keeps the last ones.
-fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail, sink: Option<OutputHandler>) {
+/// TensorFlow's own log lines are left out unless `tf_logs` (see `dlflow_tf::logs`).
+fn forward(
+    stream: impl Read + Send + 'static,
+    name: NodeName,
+    tail: OutputTail,
+    sink: Option<OutputHandler>,
+    tf_logs: bool,
+    read_to_end: std::sync::mpsc::Sender<()>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
+            if !tf_logs && dlflow_tf::logs::is_tensorflow_noise(&line) {
+                continue;
+            }
             if let Some(sink) = &sink {
                 sink(name, &line);
             }
             tail.push(line);
         }
+        let _ = read_to_end.send(());
     });
 }
 

@@ -21,6 +21,9 @@ const PACKAGE: &[(&str, &str)] = &[
     ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
     ("keras_file.py", include_str!("../../../python/dlflow/keras_file.py")),
     ("training_data.py", include_str!("../../../python/dlflow/training_data.py")),
+    // Not `tensorboard.py`: the estimator's folder is on its PYTHONPATH, where that name would
+    // hide the real `tensorboard` package that tf.summary imports.
+    ("_tensorboard.py", include_str!("../../../python/dlflow/_tensorboard.py")),
 ];
 
 /// The interpreter for `python`, checked to exist.

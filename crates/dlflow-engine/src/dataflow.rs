@@ -327,6 +327,9 @@ impl Feed {
     }
 
     fn send(&mut self, epoch: u64, k: usize, batch: RecordBatch) {
+        if !self.sent.contains_key(&(epoch, k)) {
+            tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, "epoch started: first rows to a worker");
+        }
         *self.sent.entry((epoch, k)).or_default() += batch.num_rows() as u64;
         // A closed sink is a node that finished or failed: the cluster reports it, not us.
         let _ = self.shared.sinks[k].send(batch);
@@ -352,10 +355,11 @@ impl Feed {
             }
             let sent = self.sent.remove(&(epoch, k)).unwrap_or(0);
             let _ = self.shared.sinks[k].end_epoch(epoch, sent, dropped);
+            tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, rows = sent, dropped, "epoch ended: rows dealt to a worker");
             report.push((k, sent, dropped));
         }
         if dropped_any(&report) {
-            tracing::info!(epoch, ?report, "trimmed rows so that every worker takes the same number of steps");
+            tracing::info!(epoch = epoch + 1, ?report, "trimmed rows so that every worker takes the same number of steps");
         }
         let workers = self.shared.sinks.len();
         let mut epochs = self.shared.epochs.lock().unwrap_or_else(|e| e.into_inner());

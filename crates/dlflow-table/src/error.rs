@@ -83,8 +83,10 @@ pub enum TableError {
         path: PathBuf,
     },
 
-    /// A data file could not be read (malformed content, wrong schema, ...).
-    #[error("cannot read '{path}': {source}")]
+    /// A data file could not be read (malformed content, wrong schema, ...). The message
+    /// shows DataFusion's innermost cause: the outer layers name the file again, as an
+    /// object-store path without its leading `/`.
+    #[error("cannot read '{path}': {}", root_cause(source))]
     Read {
         /// The file or directory being read.
         path: PathBuf,
@@ -181,5 +183,14 @@ impl From<TableError> for DataFusionError {
             TableError::DataFusion(inner) => inner,
             other => DataFusionError::External(Box::new(other)),
         }
+    }
+}
+
+/// The innermost error DataFusion wrapped, as text.
+fn root_cause(error: &DataFusionError) -> String {
+    match error.find_root() {
+        DataFusionError::ArrowError(inner, _) => inner.to_string(),
+        DataFusionError::External(inner) => inner.to_string(),
+        root => root.strip_backtrace(),
     }
 }

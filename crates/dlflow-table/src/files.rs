@@ -43,7 +43,9 @@ pub enum FileFormat {
     Parquet,
     /// Newline-delimited JSON, one object per line (`.json`, `.jsonl`, `.ndjson`).
     Json,
-    /// Arrow IPC file format, a.k.a. Feather v2 (`.arrow`, `.arrows`, `.ipc`, `.feather`).
+    /// Arrow IPC: the file format, a.k.a. Feather v2 (`.arrow`, `.ipc`, `.feather`), or the
+    /// stream format (`.arrows`). Either is read whatever the extension; `.arrows` is written
+    /// as a stream.
     ArrowIpc,
 }
 

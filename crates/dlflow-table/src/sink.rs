@@ -26,7 +26,8 @@ use crate::files::FileFormat;
 
 /// Writes every batch of `stream` to `path` in the format its extension names (see
 /// [`FileFormat::from_path`]): CSV with a header line, newline-delimited JSON, Parquet
-/// (Snappy-compressed) or an Arrow IPC file. Returns the number of rows written.
+/// (Snappy-compressed), an Arrow IPC file, or an Arrow IPC stream for `.arrows`. Returns the
+/// number of rows written. The file gets the permissions the umask gives new files.
 ///
 /// `on_batch` is called with each batch as it goes to the writer, e.g. to drive a progress
 /// bar. Encoding and writing run on a thread of their own while the next batches are computed;
@@ -150,6 +151,10 @@ pub(crate) fn open(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !dir.is_dir() {
+        // Otherwise the error would name the hidden temporary file, which the user never asked for.
+        return Err(format!("the folder {} does not exist", dir.display()).into());
+    }
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -160,9 +165,18 @@ pub(crate) fn open(
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
+        // rw for everyone less the umask, as any new file (tempfile's default is 0600).
+        .permissions(new_file_permissions())
         .tempfile_in(&dir)?;
-    let writer = FormatWriter::new(format, temp.as_file().try_clone()?, schema)?;
+    let stream = target.extension().is_some_and(|e| e.eq_ignore_ascii_case("arrows"));
+    let writer = FormatWriter::new(format, stream, temp.as_file().try_clone()?, schema)?;
     Ok((temp, writer))
+}
+
+#[cfg(unix)]
+fn new_file_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
 }
 
 /// One writer per format. An enum rather than `Box<dyn RecordBatchWriter>` because closing
@@ -175,11 +189,14 @@ pub(crate) enum FormatWriter {
     Json(arrow::json::LineDelimitedWriter<File>),
     Parquet(Box<ArrowWriter<File>>),
     ArrowIpc(arrow::ipc::writer::FileWriter<BufWriter<File>>),
+    /// `.arrows`: the IPC stream format (no footer), what the extension means by convention.
+    ArrowIpcStream(arrow::ipc::writer::StreamWriter<BufWriter<File>>),
 }
 
 impl FormatWriter {
     pub(crate) fn new(
         format: FileFormat,
+        ipc_stream: bool,
         file: File,
         schema: &SchemaRef,
     ) -> std::result::Result<Self, BoxError> {
@@ -206,6 +223,9 @@ impl FormatWriter {
                     Some(properties),
                 )?))
             }
+            FileFormat::ArrowIpc if ipc_stream => FormatWriter::ArrowIpcStream(
+                arrow::ipc::writer::StreamWriter::try_new_buffered(file, schema)?,
+            ),
             FileFormat::ArrowIpc => FormatWriter::ArrowIpc(
                 arrow::ipc::writer::FileWriter::try_new_buffered(file, schema)?,
             ),
@@ -218,6 +238,7 @@ impl FormatWriter {
             FormatWriter::Json(w) => w.write(batch)?,
             FormatWriter::Parquet(w) => w.write(batch)?,
             FormatWriter::ArrowIpc(w) => w.write(batch)?,
+            FormatWriter::ArrowIpcStream(w) => w.write(batch)?,
         }
         Ok(())
     }
@@ -234,6 +255,10 @@ impl FormatWriter {
                 (*w).close()?;
             }
             FormatWriter::ArrowIpc(mut w) => {
+                w.finish()?;
+                w.into_inner()?.flush()?;
+            }
+            FormatWriter::ArrowIpcStream(mut w) => {
                 w.finish()?;
                 w.into_inner()?.flush()?;
             }

@@ -195,7 +195,7 @@ fn expected_text(spec: &TensorSpec) -> String {
     if vector {
         format!("{} (a FixedSizeList<{arrow}> column, shape {})", spec.dtype, spec.shape)
     } else {
-        format!("{} (an {arrow} column)", spec.dtype)
+        format!("{} (a {arrow} column)", spec.dtype)
     }
 }
 

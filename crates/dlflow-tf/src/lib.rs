@@ -38,6 +38,7 @@ mod ffi;
 mod graph;
 mod graph_shapes;
 pub mod library;
+pub mod logs;
 pub mod predict;
 mod proto;
 pub mod saved_model;

@@ -78,10 +78,10 @@ impl TensorFlow {
     }
 
     fn open(file: &Path) -> Result<TensorFlow> {
-        quiet_tensorflow_logs();
+        // Loading prints TensorFlow's start-up lines (oneDNN, CUDA drivers): see `logs`.
         // SAFETY: loading a shared library runs its initializers; libtensorflow's are sound to
         // run once per process, which LOADING guarantees.
-        let lib = unsafe { libloading::Library::new(file) }.map_err(|e| TfError::LibraryLoad {
+        let lib = crate::logs::quietly(|| unsafe { libloading::Library::new(file) }).map_err(|e| TfError::LibraryLoad {
             path: file.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -125,16 +125,6 @@ fn library_version(lib: &libloading::Library) -> Option<String> {
 fn is_supported(version: &str) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
     matches!((parts.next(), parts.next()), (Some(Some(2)), Some(Some(minor))) if minor >= MIN_MINOR_VERSION)
-}
-
-/// TensorFlow logs every SavedModel load at INFO level to stderr; keep a pipeline's output
-/// readable unless the user asked for those logs.
-fn quiet_tensorflow_logs() {
-    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
-        // SAFETY: called with LOADING held, right before TensorFlow is loaded; dlflow reads no
-        // environment concurrently, and TensorFlow reads this variable after loading.
-        unsafe { std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1") };
-    }
 }
 
 /// The library file in `path`, if `path` is one or is a directory holding one.

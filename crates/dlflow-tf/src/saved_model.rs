@@ -108,7 +108,11 @@ impl SavedModel {
     /// `main_op` / `legacy_init_op` (filling lookup tables from the files in `assets/`), TF2's
     /// `__saved_model_init_op`; a model without a `variables/` folder loads too.
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<SavedModel> {
-        let dir = dir.as_ref();
+        // TensorFlow logs its start-up and every SavedModel load to stderr: see `logs`.
+        crate::logs::quietly(|| Self::load_logged(dir.as_ref(), options))
+    }
+
+    fn load_logged(dir: &Path, options: &LoadOptions) -> Result<SavedModel> {
         check_model_dir(dir)?;
         let header = read_header(dir);
         if let Some(header) = &header {

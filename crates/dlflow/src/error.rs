@@ -10,7 +10,16 @@ use dlflow_tf::TfError;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error from any layer of dlflow.
-#[derive(Debug)]
+///
+/// `Debug` prints the message (what `Display` prints), so that `fn main() -> dlflow::Result<()>`
+/// ends with `Error: model directory models/x does not exist` rather than a struct dump;
+/// `{:#?}` shows the structure.
+///
+/// ```
+/// let error = dlflow::Error::Invalid("epochs must be at least 1".into());
+/// assert_eq!(format!("{error:?}"), "epochs must be at least 1");
+/// assert!(format!("{error:#?}").starts_with("Invalid("));
+/// ```
 pub enum Error {
     /// TensorFlow: library, model, signature, conversion.
     Tf(TfError),
@@ -24,6 +33,22 @@ pub enum Error {
     Engine(dlflow_engine::EngineError),
     /// A bad argument to a dlflow call.
     Invalid(String),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        match self {
+            Error::Tf(e) => f.debug_tuple("Tf").field(e).finish(),
+            Error::Table(e) => f.debug_tuple("Table").field(e).finish(),
+            Error::DataFusion(e) => f.debug_tuple("DataFusion").field(e).finish(),
+            Error::Cluster(e) => f.debug_tuple("Cluster").field(e).finish(),
+            Error::Engine(e) => f.debug_tuple("Engine").field(e).finish(),
+            Error::Invalid(message) => f.debug_tuple("Invalid").field(message).finish(),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -108,6 +108,7 @@ pub struct Estimator {
     on_epoch: Option<Arc<dyn Fn(&EpochMetrics) + Send + Sync>>,
     on_notice: Option<NoticeHandler>,
     on_output: Option<dlflow_cluster::OutputHandler>,
+    tensorboard_dir: Option<PathBuf>,
 }
 
 impl Estimator {
@@ -144,6 +145,7 @@ impl Estimator {
             on_epoch: None,
             on_notice: None,
             on_output: None,
+            tensorboard_dir: None,
         }
     }
 
@@ -271,6 +273,14 @@ impl Estimator {
     /// Keep the nodes' output off stderr.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
+        self
+    }
+
+    /// Where the chief writes TensorBoard events (loss and metrics per epoch, loss every 10
+    /// steps). By default beside the fitted model, and [`Model::save`] copies them beside the
+    /// saved one (`<dir>.tensorboard`).
+    pub fn tensorboard_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tensorboard_dir = Some(dir.into());
         self
     }
 
@@ -407,7 +417,11 @@ impl Estimator {
             .property("estimator.label_col", label)
             .property("estimator.batch_size", self.batch_size.to_string())
             .property("estimator.epochs", self.max_epochs.to_string())
-            .property("estimator.model_dir", model_dir.to_string_lossy());
+            .property("estimator.model_dir", model_dir.to_string_lossy())
+            .property(
+                "tensorboard_dir",
+                self.tensorboard_dir.clone().unwrap_or_else(|| dlflow_tensorboard::tensorboard_dir_for(model_dir)).to_string_lossy(),
+            );
         builder = match (&self.model, model_file) {
             (KerasModel::Factory { file, function }, _) => {
                 let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());

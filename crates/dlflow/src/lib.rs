@@ -17,6 +17,7 @@
 //! | [`train`], [`inference`], [`Job`] | feed a table to the cluster's workers, epoch by epoch |
 //! | [`Estimator`] | fit a Keras model on feature and label columns, get a [`Model`] back |
 //! | [`pattern`] | "these events in this order within this time", per key, on event time |
+//! | [`LossCurve`] | a training run's loss, read from its TensorBoard event files; text and SVG |
 //!
 //! ```no_run
 //! # async fn demo() -> dlflow::Result<()> {
@@ -43,6 +44,7 @@ pub use dlflow_table::window::{WindowRows, WindowSpec};
 pub use dlflow_tf::{DType, DlType, LoadOptions, PredictOptions, SavedModel, Signature, TensorSpec};
 pub use dlflow_cluster::{NodeName, NodeType, Python, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
 pub use dlflow_engine::{EpochReport, Progress};
+pub use dlflow_tensorboard::LossCurve;
 pub use environment::Environment;
 pub use estimator::{EpochMetrics, Estimator, KerasModel};
 pub use job::{Job, JobReport, inference, train, train_without_input};
@@ -55,5 +57,26 @@ pub mod layers {
     pub use dlflow_cluster;
     pub use dlflow_engine;
     pub use dlflow_table;
+    pub use dlflow_tensorboard;
     pub use dlflow_tf;
+}
+
+/// The README and the user guide, as doc tests: their Rust snippets compile, and run unless
+/// marked `no_run` (the other blocks are run by `crates/dlflow-cli/tests/docs.rs`).
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../../docs/guide/training.md")]
+    struct Training;
+    #[doc = include_str!("../../../docs/guide/estimator.md")]
+    struct Estimator;
+    #[doc = include_str!("../../../docs/guide/inference.md")]
+    struct Inference;
+    #[doc = include_str!("../../../docs/guide/tables.md")]
+    struct Tables;
+    #[doc = include_str!("../../../docs/guide/cli.md")]
+    struct Cli;
+    #[doc = include_str!("../../../docs/guide/tensorflow.md")]
+    struct Tensorflow;
 }

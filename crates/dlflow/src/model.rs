@@ -90,6 +90,8 @@ impl Model {
     }
 
     /// Copies the SavedModel (and what the estimator recorded) to `dir`, which must not exist.
+    /// A model an [`Estimator`](crate::Estimator) just fitted also has its TensorBoard events
+    /// copied beside it, to `<dir>.tensorboard`.
     ///
     /// The copy is written next to `dir` and renamed into place: a failed save leaves nothing.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
@@ -104,7 +106,20 @@ impl Model {
         copy_tree(self.saved_model().dir(), staging.path()).map_err(|e| io("copying", e))?;
         std::fs::rename(staging.path(), dir).map_err(|e| io("renaming into place", e))?;
         std::mem::forget(staging); // renamed: nothing left to delete
+        self.save_training_events(dir);
         Ok(())
+    }
+
+    /// A fitted model's TensorBoard events, beside its temporary folder, to beside `dir`; a
+    /// failure here loses the logs, not the model, so it is a warning.
+    fn save_training_events(&self, dir: &Path) {
+        let (from, to) = (dlflow_tensorboard::tensorboard_dir_for(self.model.dir()), dlflow_tensorboard::tensorboard_dir_for(dir));
+        if self._folder.is_none() || !from.is_dir() || to.exists() {
+            return;
+        }
+        if let Err(e) = std::fs::create_dir(&to).and_then(|()| copy_tree(&from, &to)) {
+            tracing::warn!(from = %from.display(), to = %to.display(), "could not copy the TensorBoard events: {e}");
+        }
     }
 
     /// Wrap an already loaded model.

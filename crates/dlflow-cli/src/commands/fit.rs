@@ -23,6 +23,10 @@ pub struct FitArgs {
     /// Input query; `;`-separated statements, the last one a query.
     #[arg(long)]
     sql: Option<String>,
+    /// A file the query reads, registered as a table (repeatable): NAME=FILE, or FILE (named
+    /// after it: `points` for points.csv).
+    #[arg(long = "table", value_parser = super::parse_named_table)]
+    tables: Vec<(Option<String>, PathBuf)>,
     /// The model: FILE.py:FUNCTION returning a tf.keras.Model.
     #[arg(long, value_parser = super::train::parse_entry)]
     model_factory: Option<(PathBuf, String)>,
@@ -54,13 +58,13 @@ pub struct FitArgs {
     #[arg(long, value_delimiter = ',')]
     metrics: Vec<String>,
     /// Passes over the table.
-    #[arg(long, default_value_t = 1)]
-    epochs: u64,
+    #[arg(long, default_value_t = 1, value_parser = super::parse_positive)]
+    epochs: usize,
     /// Rows per step, all workers together (each of N workers takes a 1/N part).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::parse_positive)]
     batch_size: usize,
     /// Number of workers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::parse_positive)]
     workers: usize,
     /// Keep the table's order in every epoch (streams it in bounded memory) instead of
     /// dealing the rows in a new order every epoch (which holds the table in memory).
@@ -75,7 +79,8 @@ pub struct FitArgs {
     /// A file of validation rows (feature and label columns) scored after every epoch.
     #[arg(long)]
     validation: Option<PathBuf>,
-    /// Where to save the fitted SavedModel (must not exist).
+    /// Where to save the fitted SavedModel (must not exist); its TensorBoard events go to
+    /// OUTPUT.tensorboard and its loss curve to OUTPUT.loss.svg.
     #[arg(long)]
     output: PathBuf,
 }
@@ -84,6 +89,7 @@ impl FitArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
+        super::register_tables(&env, &self.tables).await?;
         let table: Table = match (&self.input, &self.sql) {
             (Some(path), _) => env.read_file(path).await?,
             (None, Some(sql)) => env.sql(sql).await?,
@@ -100,7 +106,7 @@ impl FitArgs {
             .loss(&self.loss)
             .optimizer(&self.optimizer)
             .metrics(self.metrics.clone())
-            .max_epochs(self.epochs)
+            .max_epochs(self.epochs as u64)
             .batch_size(self.batch_size)
             .worker_count(self.workers)
             .shuffle(!self.no_shuffle);
@@ -127,12 +133,15 @@ impl FitArgs {
         if self.output.exists() {
             return Err(dlflow::Error::Invalid(format!("--output {} already exists", self.output.display())));
         }
-        let progress = EpochProgress::start(Some(self.epochs), self.workers).with_metrics();
+        let progress = EpochProgress::start(Some(self.epochs as u64), self.workers).with_metrics();
         let fitted = estimator.on_output(progress.printer()).on_notice(progress.notice_handler()).fit(&table).await;
         progress.finish();
         let model = fitted?;
         model.save(&self.output)?;
         eprintln!("saved the fitted model to {}", self.output.display());
+        // `save` put the fit's TensorBoard events beside the model.
+        use dlflow::layers::dlflow_tensorboard::{loss_svg_for, tensorboard_dir_for};
+        super::show_loss_curve(&tensorboard_dir_for(&self.output), &loss_svg_for(&self.output));
         Ok(())
     }
 }

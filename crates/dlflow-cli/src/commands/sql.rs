@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use dlflow::Environment;
 
-use super::{deliver, load_models, parse_named_model, OutputArgs, TagsArg};
+use super::{deliver, load_models, parse_named_model, parse_named_table, register_tables, OutputArgs, TagsArg};
 
 /// Arguments of `dlflow sql`.
 #[derive(Args)]
@@ -18,9 +18,10 @@ pub struct SqlArgs {
     /// A model callable as predict('NAME', ...) (repeatable): NAME=DIR or DIR.
     #[arg(long = "model", value_parser = parse_named_model)]
     models: Vec<(String, PathBuf)>,
-    /// A file registered as a table (repeatable): NAME=FILE.
-    #[arg(long = "table", value_parser = parse_named_model)]
-    tables: Vec<(String, PathBuf)>,
+    /// A file registered as a table (repeatable): NAME=FILE, or FILE (named after it: `points`
+    /// for points.csv).
+    #[arg(long = "table", value_parser = parse_named_table)]
+    tables: Vec<(Option<String>, PathBuf)>,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
@@ -32,9 +33,7 @@ impl SqlArgs {
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
         load_models(&env, &self.models, &self.tags)?;
-        for (name, path) in &self.tables {
-            env.register_file(name, path).await?;
-        }
+        register_tables(&env, &self.tables).await?;
         let table = env.sql(&self.query).await?;
         deliver(&table, &self.output, "query").await
     }

@@ -5,6 +5,7 @@
 //!
 //! [input]                  # one of: sql, file; none for an entry that reads its own data
 //! sql = "SELECT x, 2 * x + 1 AS y FROM points"
+//! tables = { points = "points.csv" }   # files the SQL reads, relative to the job file
 //!
 //! [cluster]
 //! workers = 2
@@ -18,7 +19,9 @@
 //! model_dir = "/tmp/linear"
 //! ```
 //!
-//! Flags override the file.
+//! Flags override the file. At the end, the loss curve of the chief's TensorBoard events (the
+//! `tensorboard_dir` property, by default `<model_dir>.tensorboard`) is drawn, and written as
+//! `<model_dir>.loss.svg`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,9 @@ use crate::progress::EpochProgress;
 /// Arguments of `dlflow train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A TOML job file (see `dlflow train --help` and docs/guide/training.md).
+    /// A TOML job file: `epochs`, `[input]` (sql or file, tables), `[cluster]` (workers, ps,
+    /// entry, function, python, venv, python_path, env, heartbeat_timeout), `[properties]`;
+    /// documented in docs/guide/cli.md (section `dlflow train`).
     #[arg(long)]
     job: Option<PathBuf>,
     /// Input file: .csv, .parquet, .json/.jsonl, .arrow.
@@ -42,18 +47,22 @@ pub struct TrainArgs {
     /// Input query; `;`-separated statements, the last one a query.
     #[arg(long)]
     sql: Option<String>,
+    /// A file the query reads, registered as a table (repeatable): NAME=FILE, or FILE (named
+    /// after it: `points` for points.csv).
+    #[arg(long = "table", value_parser = super::parse_named_table)]
+    tables: Vec<(Option<String>, PathBuf)>,
     /// The node entry: FILE:FUNCTION, for example train.py:train_entry.
     #[arg(long, value_parser = parse_entry)]
     entry: Option<(PathBuf, String)>,
     /// Number of workers.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_positive)]
     workers: Option<usize>,
     /// Number of parameter servers.
     #[arg(long)]
     ps: Option<usize>,
     /// Passes over the input.
-    #[arg(long)]
-    epochs: Option<u64>,
+    #[arg(long, value_parser = super::parse_positive)]
+    epochs: Option<usize>,
     /// A property for the nodes (repeatable): KEY=VALUE.
     #[arg(long = "property", value_parser = parse_pair)]
     properties: Vec<(String, String)>,
@@ -89,6 +98,9 @@ struct JobFile {
 struct InputSection {
     sql: Option<String>,
     file: Option<PathBuf>,
+    /// Files registered as tables for `sql`: `{ points = "points.csv" }`.
+    #[serde(default)]
+    tables: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +141,10 @@ impl TrainArgs {
             None => (JobFile::default(), PathBuf::new()),
         };
         let env = Environment::new();
+        for (name, path) in &file.input.tables {
+            env.register_file(name, base.join(path)).await?;
+        }
+        super::register_tables(&env, &self.tables).await?;
         let input: Option<Table> = match (&self.input, &self.sql, &file.input.file, &file.input.sql) {
             (Some(path), ..) => Some(env.read_file(path).await?),
             (None, Some(sql), ..) => Some(env.sql(sql).await?),
@@ -136,7 +152,7 @@ impl TrainArgs {
             (None, None, None, Some(sql)) => Some(env.sql(sql).await?),
             (None, None, None, None) => None,
         };
-        let epochs = self.epochs.or(file.epochs).unwrap_or(1);
+        let epochs = self.epochs.map(|e| e as u64).or(file.epochs).unwrap_or(1);
         let config = self.cluster_config(file, &base)?;
 
         let progress = EpochProgress::start(input.is_some().then_some(epochs), config.worker_count());
@@ -149,6 +165,9 @@ impl TrainArgs {
         progress.finish();
         let report = report?;
         eprint!("{report}");
+        if let Some((events, svg)) = loss_curve_files(&config) {
+            super::show_loss_curve(&events, &svg);
+        }
         Ok(())
     }
 
@@ -199,6 +218,19 @@ impl TrainArgs {
             builder = builder.timeouts(Timeouts { heartbeat: Duration::from_secs_f64(seconds), ..Timeouts::default() });
         }
         Ok(builder.build()?)
+    }
+}
+
+/// Where the job's TensorBoard events are and where its loss curve goes: the
+/// `tensorboard_dir` property (curve inside it), else beside `model_dir`; nothing without either.
+fn loss_curve_files(config: &TfClusterConfig) -> Option<(PathBuf, PathBuf)> {
+    use dlflow::layers::dlflow_tensorboard::{loss_svg_for, tensorboard_dir_for};
+    let model_dir = config.property("model_dir").filter(|d| !d.is_empty()).map(PathBuf::from);
+    match (config.property("tensorboard_dir").filter(|d| !d.is_empty()), model_dir) {
+        (Some(events), Some(model_dir)) => Some((PathBuf::from(events), loss_svg_for(&model_dir))),
+        (Some(events), None) => Some((PathBuf::from(events), Path::new(events).join("loss.svg"))),
+        (None, Some(model_dir)) => Some((tensorboard_dir_for(&model_dir), loss_svg_for(&model_dir))),
+        (None, None) => None,
     }
 }
 

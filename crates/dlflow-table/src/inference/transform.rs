@@ -40,9 +40,9 @@ pub fn transform(input: DataFrame, model: ModelHandle, options: PredictOptions) 
     for output in &outputs {
         if schema.field_with_name(output).is_ok() {
             return Err(DataFusionError::Plan(format!(
-                "the model's output `{output}` has the same name as an input column; rename the column first \
-                 (SELECT {output} AS {output}_in, ...) or choose other outputs (--output-column in the CLI, \
-                 Model::with_outputs in Rust)"
+                "model output `{output}` has the same name as an input column; rename the column first \
+                 (SELECT {output} AS {output}_in, ...) or append only other outputs (`--output-column NAME` on the \
+                 command line, `Model::with_outputs` in Rust)"
             )));
         }
     }

@@ -171,6 +171,13 @@ impl Job {
         if let Some(table) = &self.input {
             let partitions = TablePartitions::plan(table).await?;
             io.epochs = partitions.is_bounded().then_some(self.epochs);
+            tracing::info!(
+                partitions = partitions.partitions(),
+                bounded = partitions.is_bounded(),
+                epochs = ?io.epochs,
+                columns = %table.schema().fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", "),
+                "planned the input"
+            );
             io.input_schema = Some(table.schema());
             source = Some(Arc::new(partitions));
         }
@@ -236,6 +243,9 @@ impl Prepared {
                 on_rows(conform(node, batch, schema)?)
             }
             NodeEvent::Notice(node, notice) => {
+                if notice["event"] == "epoch_end" {
+                    tracing::info!(node = %node, epoch = notice["epoch"].as_u64().map(|e| e + 1), rows = notice["rows"].as_u64(), "node read an epoch");
+                }
                 if let Some(handler) = &self.on_notice {
                     handler(node, &notice);
                 }

@@ -124,8 +124,12 @@ def estimator_entry(context):
     dataset = _training_dataset(ctx, to_inputs, config.label_col, label_dtype, config.batch_size)
     # Every worker computes the same all-reduced metrics; one report per epoch is enough.
     callbacks = [_EpochReport(ctx)] if ctx.is_chief() else []
+    # Recovery: restore the latest checkpoint (after a restart), save as the job says.
+    checkpoints = ctx.checkpoint(model, batch_size=config.batch_size)
+    callbacks.append(checkpoints.keras_callback())
     # An unbounded input has no epoch count: it is read once, until it ends.
-    model.fit(dataset, epochs=ctx.get_epochs() or 1, verbose=0, callbacks=callbacks)
+    model.fit(dataset, epochs=ctx.get_epochs() or 1, initial_epoch=checkpoints.initial_epoch, verbose=0,
+              callbacks=callbacks)
 
     _save(ctx, model, features, to_inputs, config, label_dtype)
 

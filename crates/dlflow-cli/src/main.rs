@@ -34,6 +34,7 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DLFLOW_LOG"))
         .with_writer(std::io::stderr)
         .init();
+    quiet_network_panics();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -58,4 +59,25 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// When another process of a job goes away, timely's network and worker threads panic; dlflow
+/// turns that into an error naming the process, so their panic messages are noise.
+fn quiet_network_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let timely = thread.name().is_some_and(|name| name.starts_with("timely:"));
+        if timely || message.contains("timely communication error") || message.contains("MergeQueue poisoned") {
+            tracing::debug!("{message}");
+            return;
+        }
+        default(info);
+    }));
 }

@@ -91,8 +91,21 @@ impl EpochProgress {
         let state = std::sync::Mutex::new(EpochState { done: 0, started: Instant::now() });
         move |node, notice| match notice["event"].as_str() {
             Some("rows") => bar.inc(notice["rows"].as_u64().unwrap_or(0)),
+            Some("restored") if node.index == 0 => say(
+                &bar,
+                format!(
+                    "worker 0 restored its checkpoint of step {} (epoch {}, attempt {})",
+                    notice["step"],
+                    notice["epoch"].as_u64().unwrap_or(0) + 1,
+                    notice["attempt"]
+                ),
+            ),
             Some("epoch_end") if node.index == 0 => {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                // After a restart the epochs go on from the restored one.
+                if let Some(epoch) = notice["epoch"].as_u64() {
+                    state.done = epoch;
+                }
                 let rows = notice["rows"].as_u64().unwrap_or(0);
                 let seconds = state.started.elapsed().as_secs_f64();
                 say(
@@ -114,6 +127,20 @@ impl EpochProgress {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Prints a line above the bar.
+    pub fn say(&self, line: String) {
+        say(&self.bar, line);
+    }
+
+    /// Prints each restart of the cluster: the attempt and its cause.
+    pub fn restart_handler(&self) -> impl Fn(u32, &str) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |attempt, cause| {
+            let cause = cause.lines().next().unwrap_or("");
+            say(&bar, format!("restarting the cluster as attempt {attempt} after: {cause}"));
         }
     }
 

@@ -37,7 +37,14 @@ impl OutputTail {
 pub(crate) struct Launch<'a> {
     pub python: &'a Path,
     pub package_root: &'a Path,
-    pub coordinator: String,
+    /// `host:port` of the coordinator (on process 0).
+    pub coordinator: &'a str,
+    /// `host:port` of this process's feed listener.
+    pub feed: &'a str,
+    /// This process's host: where the nodes' TF servers listen.
+    pub host: &'a str,
+    /// The job's temp folder for the nodes (`TMPDIR`), removed when the nodes are gone.
+    pub temp_dir: &'a Path,
     pub token: &'a str,
     pub config: &'a TfClusterConfig,
 }
@@ -48,6 +55,7 @@ pub(crate) struct NodeProcess {
     pub child: Child,
     pub output: OutputTail,
     pub status: Option<ExitStatus>,
+    group_killed: bool,
 }
 
 impl NodeProcess {
@@ -75,7 +83,11 @@ impl NodeProcess {
             // Keras 2: Keras 3 cannot fit under MultiWorkerMirroredStrategy (decision 0004).
             .env("TF_USE_LEGACY_KERAS", "1")
             .env("TF_CPP_MIN_LOG_LEVEL", "2")
-            .env("DLFLOW_COORDINATOR", &launch.coordinator)
+            .env("DLFLOW_COORDINATOR", launch.coordinator)
+            .env("DLFLOW_FEED", launch.feed)
+            .env("DLFLOW_NODE_HOST", launch.host)
+            // TensorFlow's autograph and every tempfile of the entry land here, removed with the job.
+            .env("TMPDIR", launch.temp_dir)
             .env("DLFLOW_TOKEN", launch.token)
             .env("DLFLOW_NODE_TYPE", name.node_type.as_str())
             .env("DLFLOW_NODE_INDEX", name.index.to_string())
@@ -106,7 +118,7 @@ impl NodeProcess {
         if let Some(stderr) = child.stderr.take() {
             forward(stderr, name, output.clone(), sink);
         }
-        Ok(NodeProcess { name, child, output, status: None })
+        Ok(NodeProcess { name, child, output, status: None, group_killed: false })
     }
 
     /// The exit status, if the process has ended (reaped once, remembered).
@@ -117,8 +129,13 @@ impl NodeProcess {
         self.status
     }
 
-    /// Kills the process (if it still runs) and reaps it: no orphan, no zombie.
+    /// Kills the node's whole process group (the node and whatever it started) and reaps
+    /// the node: no orphan, no zombie.
     pub fn kill(&mut self) {
+        if !self.group_killed {
+            self.group_killed = true;
+            kill_group(self.child.id());
+        }
         if self.status.is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();
@@ -129,6 +146,15 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// SIGKILL to process group `group` (a node is the leader of its own group).
+fn kill_group(group: u32) {
+    let Ok(group) = i32::try_from(group) else { return };
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
     }
 }
 

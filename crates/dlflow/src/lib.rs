@@ -38,11 +38,11 @@ mod table;
 
 pub use dlflow_table::datagen::{DataGen, Generator};
 pub use dlflow_tf::{DType, DlType, LoadOptions, PredictOptions, SavedModel, Signature, TensorSpec};
-pub use dlflow_cluster::{NodeName, NodeType, Python, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
-pub use dlflow_engine::{EpochReport, Progress};
+pub use dlflow_cluster::{CheckpointEvery, NodeName, NodeType, Python, Recovery, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
+pub use dlflow_engine::{EpochReport, Hosts, Progress, Replay};
 pub use environment::Environment;
 pub use estimator::{EpochMetrics, Estimator, KerasModel};
-pub use job::{Job, JobReport, inference, train, train_without_input};
+pub use job::{Job, JobReport, Restart, inference, train, train_without_input};
 pub use error::{Error, Result};
 pub use model::{FittedWith, Model};
 pub use table::Table;

@@ -231,7 +231,7 @@ fn two_processes_of_two_workers_and_a_parameter_server() {
         &job,
         format!(
             "epochs = 2\n[input]\nsql = \"\"\"\nCREATE EXTERNAL TABLE t (x DOUBLE) STORED AS DATAGEN LOCATION 'datagen://' \
-             OPTIONS ('number-of-rows' '4000', 'partitions' '4');\nSELECT x FROM t\n\"\"\"\n[cluster]\nworkers = 4\nps = 1\n\
+             OPTIONS ('number-of-rows' '4000');\nSELECT x FROM t\n\"\"\"\n[cluster]\nworkers = 4\nps = 1\n\
              entry = \"entries.py\"\nfunction = \"topology_entry\"\n[properties]\nout_dir = \"{}\"\n",
             out.display()
         ),
@@ -284,7 +284,10 @@ fn a_process_of_another_job_is_refused_on_both_sides() {
     let hosts = sandbox.hostfile(2);
     let job = quickstart();
     let other = sandbox.path("other.toml");
-    std::fs::write(&other, std::fs::read_to_string(&job).expect("job").replace("epochs = 4", "epochs = 3")).expect("other");
+    let entry = job.parent().expect("folder").join("train.py");
+    let text = std::fs::read_to_string(&job).expect("job").replace("epochs = 4", "epochs = 3");
+    let text = text.replace("entry = \"train.py\"", &format!("entry = \"{}\"", entry.display()));
+    std::fs::write(&other, text).expect("other");
     let mut first = sandbox.dlflow(&["train", "--job", job.to_str().expect("utf8"), "--connect-timeout", "5"]);
     first.args(["--hosts", hosts.to_str().expect("utf8"), "--process", "0"]);
     let first = Running::start(first);

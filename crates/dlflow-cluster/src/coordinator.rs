@@ -48,6 +48,9 @@ pub struct JobIo {
     pub attempt: u32,
     /// Where the nodes' checkpoint helper keeps checkpoints (one folder per worker under it).
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Where the nodes' temp folder goes (default: the system's temp folder). In the job's
+    /// state folder, a folder that a killed dlflow could not remove goes with the state.
+    pub temp_in: Option<std::path::PathBuf>,
 }
 
 /// Something a node sent while the job ran.

@@ -117,10 +117,11 @@ impl LocalNodes {
             .local_addr()
             .map_err(|source| ClusterError::Io { context: "reading the feed socket's address".into(), source })?
             .to_string();
-        let temp_dir = tempfile::Builder::new()
-            .prefix("dlflow-job-")
-            .tempdir()
-            .map_err(|source| ClusterError::Io { context: "creating the nodes' temp folder".into(), source })?;
+        let temp_dir = match &io.temp_in {
+            Some(dir) => std::fs::create_dir_all(dir).and_then(|()| tempfile::Builder::new().prefix("tmp-").tempdir_in(dir)),
+            None => tempfile::Builder::new().prefix("dlflow-job-").tempdir(),
+        }
+        .map_err(|source| ClusterError::Io { context: "creating the nodes' temp folder".into(), source })?;
         let mine: Vec<NodeName> =
             Layout::names(config).into_iter().filter(|n| layout.process_of(*n) == layout.process).collect();
         let spawn = Launch {

@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt64Array};
+use arrow::array::{AsArray, BooleanArray, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use serde::{Deserialize, Serialize};
 

@@ -211,7 +211,7 @@ impl Network {
     /// Leader: one attempt over every process.
     pub fn run_attempt(&mut self, job: &Prepared, state: &State, attempt: u32) -> Result<AttemptDone, AttemptFailed> {
         self.endpoint.set_attempt(attempt);
-        let io = JobIo { attempt, checkpoint_dir: Some(state.checkpoints()), ..job.io.clone() };
+        let io = JobIo { attempt, checkpoint_dir: Some(state.checkpoints()), temp_in: Some(state.temp()), ..job.io.clone() };
         let attempt_stop = Arc::new(AtomicBool::new(false));
         let (remote_in, remote) = mpsc::channel();
         *self.router.remote.lock().unwrap_or_else(|e| e.into_inner()) = Some(remote_in);
@@ -383,7 +383,7 @@ impl Network {
     fn follow_attempt(&mut self, job: &Prepared, state: &State, leader: &Control, launch: &NodeLaunch) -> Result<EngineReport> {
         self.endpoint.set_attempt(launch.attempt);
         state.begin(launch.attempt)?;
-        let io = JobIo { attempt: launch.attempt, checkpoint_dir: Some(state.checkpoints()), ..job.io.clone() };
+        let io = JobIo { attempt: launch.attempt, checkpoint_dir: Some(state.checkpoints()), temp_in: Some(state.temp()), ..job.io.clone() };
         let forward = leader.clone();
         let config = job.config.clone().with_output_handler(Arc::new(move |node: NodeName, line: &str| {
             let _ = forward.send(&Message::Output { node, line: line.to_string() });

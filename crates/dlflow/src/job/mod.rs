@@ -349,7 +349,7 @@ impl Prepared {
         attempt: u32,
         on_rows: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
     ) -> Result<AttemptDone, AttemptFailed> {
-        let io = JobIo { attempt, checkpoint_dir: Some(state.checkpoints()), ..self.io.clone() };
+        let io = JobIo { attempt, checkpoint_dir: Some(state.checkpoints()), temp_in: Some(state.temp()), ..self.io.clone() };
         let attempt_stop = Arc::new(AtomicBool::new(false));
         let cluster = Cluster::start(&self.config, &io, &self.stop).map_err(AttemptFailed::new)?;
         let (plan, planned) = std::sync::mpsc::channel::<Plan>();

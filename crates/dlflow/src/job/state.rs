@@ -42,12 +42,16 @@ impl State {
             }
             0
         };
+        // Temp folders of a run that was killed: nothing uses them any more.
+        let _ = std::fs::remove_dir_all(state.temp());
         std::fs::create_dir_all(state.checkpoints()).map_err(|e| io_error(&state.dir, e))?;
         Ok((state, first_attempt))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the nodes' temp folders go: with the state, so that a folder a killed dlflow
+    /// left behind goes when the job ends.
+    pub fn temp(&self) -> PathBuf {
+        self.dir.join("tmp")
     }
 
     pub fn checkpoints(&self) -> PathBuf {
@@ -56,11 +60,6 @@ impl State {
 
     pub fn log(&self, process: usize) -> PathBuf {
         self.dir.join(format!("positions-{process}.log"))
-    }
-
-    /// Whether an earlier run left state here that `--resume` could continue.
-    pub fn exists(dir: &Path) -> bool {
-        dir.join("attempt").is_file()
     }
 
     fn last_attempt(&self) -> Option<u32> {

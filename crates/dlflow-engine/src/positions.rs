@@ -165,14 +165,23 @@ pub fn choose_checkpoints(available: &[Option<Vec<WorkerPosition>>]) -> Vec<Opti
     }
 }
 
-/// One line of the log.
+/// One line of the log: rows fed, or where an attempt started. (A plain struct, not an
+/// untagged enum: serde's buffered enums cannot read the integer map keys of a `Replay`.)
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-enum Entry {
-    /// Rows fed to `worker` in `epoch` of `attempt`, in order, as runs of packed positions.
-    Fed { attempt: u32, epoch: u64, worker: usize, runs: Vec<(u64, u64)> },
-    /// What attempt `attempt` started from.
-    Start { attempt: u32, start: Replay },
+struct Entry {
+    attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fed: Option<Fed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<Replay>,
+}
+
+/// Rows fed to `worker` in `epoch`, in order, as runs of packed positions `(first, count)`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Fed {
+    epoch: u64,
+    worker: usize,
+    runs: Vec<(u64, u64)>,
 }
 
 /// The append-only log of fed positions of one process (its ML workers), in the job's state
@@ -202,7 +211,7 @@ impl PositionLog {
 
     /// Records where this attempt starts from.
     pub fn record_start(&self, start: &Replay) -> std::io::Result<()> {
-        self.append(&Entry::Start { attempt: self.attempt, start: start.clone() }, true)
+        self.append(&Entry { attempt: self.attempt, fed: None, start: Some(start.clone()) }, true)
     }
 
     /// Records that the rows at `positions` go to `worker` in `epoch`, in this order.
@@ -214,7 +223,7 @@ impl PositionLog {
                 _ => runs.push((p, 1)),
             }
         }
-        self.append(&Entry::Fed { attempt: self.attempt, epoch, worker, runs }, false)
+        self.append(&Entry { attempt: self.attempt, fed: Some(Fed { epoch, worker, runs }), start: None }, false)
     }
 
     /// Syncs the log to disk (at the end of each epoch).
@@ -257,13 +266,11 @@ impl History {
                 let line = line?;
                 // A line cut short by a crash is the last one, and names rows never fed.
                 let Ok(entry) = serde_json::from_str::<Entry>(&line) else { continue };
-                match entry {
-                    Entry::Fed { attempt, epoch, worker, runs } => {
-                        history.fed.entry((attempt, epoch, worker)).or_default().extend(runs);
-                    }
-                    Entry::Start { attempt, start } => {
-                        history.starts.insert(attempt, start);
-                    }
+                if let Some(Fed { epoch, worker, runs }) = entry.fed {
+                    history.fed.entry((entry.attempt, epoch, worker)).or_default().extend(runs);
+                }
+                if let Some(start) = entry.start {
+                    history.starts.insert(entry.attempt, start);
                 }
             }
         }

@@ -197,6 +197,8 @@ async fn killed_workers_recover_and_every_row_is_trained_once_per_epoch() {
     let (clean, out) = ids_run(ROWS, EPOCHS, None).await;
     assert!(clean.restarts.is_empty(), "{clean}");
     assert_each_row_once(&trained_ids(out.path(), 2), ROWS, EPOCHS, "uninterrupted");
+    let model: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("model_0.json")).expect("model")).expect("json");
+    assert!((model["w"].as_f64().expect("w") - 2.0).abs() < 0.2, "uninterrupted: {model}");
 
     let mut random = rand::rngs::SmallRng::seed_from_u64(11);
     let mut recovered = 0;

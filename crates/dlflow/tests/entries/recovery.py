@@ -54,7 +54,7 @@ def ids_entry(context):
     with strategy.scope():
         w = tf.Variable(0.0)
         b = tf.Variable(0.0)
-        optimizer = tf.keras.optimizers.SGD(float(ctx.get_property("learning_rate", "0.5")))
+        optimizer = tf.keras.optimizers.SGD(float(ctx.get_property("learning_rate", "0.6")))
     checkpoint = tf.train.Checkpoint(w=w, b=b, optimizer=optimizer)
     checkpoints = ctx.checkpoint(checkpoint, batch_size=batch_size, every=ctx.get_property("every", "3 steps"))
     log = open(_out(ctx, f"ids_{ctx.get_index()}.jsonl"), "a")
@@ -65,7 +65,8 @@ def ids_entry(context):
     def train_step(x, y):
         def replica(x, y):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(w * x + b - y))
+                # Gradients are summed over the workers: scale so that their sum is the mean.
+                loss = tf.reduce_mean(tf.square(w * x + b - y)) / strategy.num_replicas_in_sync
             grads = tape.gradient(loss, [w, b])
             optimizer.apply_gradients(zip(grads, [w, b]))
             return loss

@@ -407,3 +407,98 @@ fn a_killed_dlflow_process_ends_the_other_in_seconds_and_resume_finishes() {
     assert!((w - 2.0).abs() < 0.05 && (b - 1.0).abs() < 0.05, "w {w}, b {b}");
     sandbox.assert_clean();
 }
+
+/// Runs `ip ARGS` (as root); false when it cannot.
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// A network namespace and the veth pair into it, removed on drop.
+struct Namespace {
+    name: String,
+    outer: String,
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.outer]);
+        ip(&["netns", "del", &self.name]);
+    }
+}
+
+#[test]
+fn a_host_cut_off_ends_the_job_on_the_other_process_in_seconds() {
+    // Process 1 runs on its own "host": a network namespace made here, joined by a veth pair.
+    let tag = std::process::id() % 10_000;
+    let net = Namespace { name: format!("dlflow-t{tag}"), outer: format!("dlo{tag}") };
+    if !ip(&["netns", "add", &net.name]) {
+        eprintln!("skipped: cannot make a network namespace here (needs root and iproute2)");
+        return;
+    }
+    let inner = format!("dli{tag}");
+    let subnet = format!("10.213.{}", tag % 250);
+    let (outer_ip, inner_ip) = (format!("{subnet}.1"), format!("{subnet}.2"));
+    assert!(ip(&["link", "add", &net.outer, "type", "veth", "peer", "name", &inner]));
+    assert!(ip(&["link", "set", &inner, "netns", &net.name]));
+    assert!(ip(&["addr", "add", &format!("{outer_ip}/24"), "dev", &net.outer]));
+    assert!(ip(&["link", "set", &net.outer, "up"]));
+    assert!(ip(&["netns", "exec", &net.name, "ip", "addr", "add", &format!("{inner_ip}/24"), "dev", &inner]));
+    assert!(ip(&["netns", "exec", &net.name, "ip", "link", "set", &inner, "up"]));
+    assert!(ip(&["netns", "exec", &net.name, "ip", "link", "set", "lo", "up"]));
+
+    let sandbox = Sandbox::new();
+    let port = TcpListener::bind((outer_ip.as_str(), 0)).expect("bind").local_addr().expect("addr").port();
+    let hosts = sandbox.path("hosts");
+    std::fs::write(&hosts, format!("{outer_ip}:{port}\n{inner_ip}:{}\n", 17_000 + tag % 1000)).expect("hostfile");
+    let job = quickstart();
+    let model = sandbox.path("linear");
+    let args = |process: &str| -> Vec<String> {
+        let mut args = train_args(job.to_str().expect("utf8"), model.to_str().expect("utf8"));
+        args.extend(["--hosts".into(), hosts.to_str().expect("utf8").into(), "--process".into(), process.into()]);
+        args
+    };
+    let mut first = sandbox.dlflow(&[]);
+    first.args(args("0"));
+    let first = Running::start(first);
+    let second = sandbox.dlflow(&[]);
+    let program = second.get_program().to_owned();
+    let mut in_namespace = Command::new("ip");
+    in_namespace.args(["netns", "exec", &net.name]).arg(program).args(args("1"));
+    for (key, value) in second.get_envs() {
+        if let Some(value) = value {
+            in_namespace.env(key, value);
+        }
+    }
+    in_namespace.stdout(Stdio::null()).stderr(Stdio::piped());
+    let second = Running::start(in_namespace);
+
+    // Once training is under way (worker 0 saved a checkpoint), cut process 1's host off.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let saved = || {
+        std::fs::read_dir(sandbox.home().join("jobs")).ok().is_some_and(|d| {
+            d.filter_map(|e| e.ok()).any(|e| {
+                std::fs::read_dir(e.path().join("checkpoints/worker-0"))
+                    .is_ok_and(|mut c| c.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".dlflow.json"))))
+            })
+        })
+    };
+    while !saved() {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let nodes = first.nodes();
+    assert!(ip(&["link", "set", &net.outer, "down"]), "cutting the link");
+    let cut_at = Instant::now();
+    let (code, stderr, _) = first.wait(Duration::from_secs(90));
+    let took = cut_at.elapsed();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("process 1 of the job went silent"), "{stderr}");
+    assert!(took < Duration::from_secs(30), "process 0 took {took:?} to give up on the cut-off host");
+    assert_gone(&nodes);
+    // Process 1 gives up on process 0 the same way.
+    let (code, stderr, _) = second.wait(Duration::from_secs(90));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("process 0"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(sandbox.tmp()).expect("tmp").filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    assert!(left.is_empty(), "temp files left behind: {left:?}");
+}

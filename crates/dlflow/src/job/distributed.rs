@@ -39,6 +39,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The frame kind of control messages.
 const MESSAGE: u8 = 1;
+/// How often each end of a control connection says it is alive.
+const BEAT: Duration = Duration::from_secs(1);
+/// Silence after which the other end counts as gone (a host cut off sends no FIN, no RST).
+const SILENCE: Duration = Duration::from_secs(10);
 
 /// Where this process is among the job's processes.
 #[derive(Debug, Clone)]
@@ -62,6 +66,7 @@ enum Message {
     Output { node: NodeName, line: String },
     Exited { exit: NodeExit },
     Failed { error: String },
+    Beat,
 }
 
 /// One end of a control connection: messages out, and a thread that reads messages in.
@@ -99,10 +104,21 @@ impl Router {
 /// the leader), everything else to `inbox`.
 fn read_messages(process: usize, stream: TcpStream, inbox: mpsc::Sender<(usize, Option<Message>)>, router: Option<Arc<Router>>) {
     std::thread::spawn(move || {
+        // The other end beats every second: a read that waits longer means it is gone.
+        let _ = stream.set_read_timeout(Some(SILENCE));
         let mut input = std::io::BufReader::new(stream);
-        while let Ok(Some(frame)) = dlflow_cluster::protocol::read_frame(&mut input) {
+        let reason = loop {
+            let frame = match dlflow_cluster::protocol::read_frame(&mut input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break "went away (its connection closed)".to_string(),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break format!("went silent for {} s (its host cut off or stopped?)", SILENCE.as_secs());
+                }
+                Err(e) => break format!("went away ({e})"),
+            };
             let Ok(message) = serde_json::from_slice::<Message>(&frame.payload) else { continue };
             let message = match (&router, message) {
+                (_, Message::Beat) => continue,
                 (Some(router), Message::Output { node, line }) => {
                     let handler = router.output.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     show_output(&handler, router.quiet.load(Ordering::SeqCst), node, &line);
@@ -121,11 +137,20 @@ fn read_messages(process: usize, stream: TcpStream, inbox: mpsc::Sender<(usize, 
             if inbox.send((process, Some(message))).is_err() {
                 return;
             }
-        }
+        };
         if let Some(router) = &router {
-            router.remote(RemoteEvent::Lost { process, reason: "went away (its connection closed)".into() });
+            router.remote(RemoteEvent::Lost { process, reason });
         }
         let _ = inbox.send((process, None));
+    });
+}
+
+/// Says "alive" on `control` every second until the connection fails.
+fn beat(control: Control) {
+    std::thread::spawn(move || {
+        while control.send(&Message::Beat).is_ok() {
+            std::thread::sleep(BEAT);
+        }
     });
 }
 
@@ -140,6 +165,17 @@ pub(crate) struct Network {
     router: Arc<Router>,
     /// Processes that went away (no restart can bring them back).
     lost: Vec<usize>,
+}
+
+impl Drop for Network {
+    /// Closes the control connections: the other ends see the job's end, and the beat and
+    /// reader threads of this end stop.
+    fn drop(&mut self) {
+        for control in &self.controls {
+            let out = control.out.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = out.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 impl Network {
@@ -160,7 +196,9 @@ impl Network {
             let peer = if processes.process == 0 { i + 1 } else { 0 };
             let reader = stream.try_clone().map_err(|e| Error::Invalid(format!("the control connection to process {peer}: {e}")))?;
             read_messages(peer, reader, inbox_in.clone(), (processes.process == 0).then(|| router.clone()));
-            controls.push(Control { out: Arc::new(Mutex::new(stream)) });
+            let control = Control { out: Arc::new(Mutex::new(stream)) };
+            beat(control.clone());
+            controls.push(control);
         }
         let hosts = &processes.hosts;
         let layout = Layout {
@@ -252,6 +290,18 @@ impl Network {
         });
         let mut positions = Positions::new(job.config.worker_count());
         let mut replay: Option<Replay> = None;
+        if attempt == 0 {
+            // A fresh run (every process cleared its state): nothing to restore, feed at once.
+            let start = Plan::from_start(job.config.worker_count());
+            for control in &self.controls {
+                let message = Message::Plan { replay: start.replay.clone(), restore: start.restore.clone(), threads };
+                if control.send(&message).is_err() {
+                    break;
+                }
+            }
+            replay = Some(start.replay.clone());
+            let _ = plan.send(start);
+        }
         let notices = Mutex::new(Vec::new());
         let log = state.log(0);
         let inbox = &self.inbox;
@@ -262,6 +312,9 @@ impl Network {
                 NodeEvent::Batch(node, batch) => conform_none(node, batch),
                 NodeEvent::Notice(node, notice) => job.notice(&notices, node, notice),
                 NodeEvent::Position(node, position) => {
+                    if replay.is_some() {
+                        return Ok(());
+                    }
                     let Some(all) = positions.set(node, position)? else { return Ok(()) };
                     let mut merged = dlflow_engine::positions::plan_replay(std::slice::from_ref(&log), &all)
                         .map_err(|e| format!("reading the position log: {e}"))?;
@@ -390,8 +443,9 @@ impl Network {
         }));
         let mut nodes = LocalNodes::start(&config, &io, &self.layout, launch)?;
         let attempt_stop = Arc::new(AtomicBool::new(false));
-        // The leader's Stop (or its going away) ends waiting for feeds too.
-        let mut early: Option<Message> = None;
+        // The leader's Stop (or its going away) ends waiting for feeds too; its plan waits
+        // until every local worker's feed is there (rows for a worker without one would be lost).
+        let mut pending: std::collections::VecDeque<Message> = std::collections::VecDeque::new();
         let feeds_ready = loop {
             match nodes.accept_feeds(Duration::from_millis(200), &attempt_stop) {
                 Ok(()) => break Ok(()),
@@ -401,8 +455,11 @@ impl Network {
             self.report_exits(&mut nodes, leader);
             match self.inbox.try_recv() {
                 Ok((_, Some(message))) => {
-                    early = Some(message);
-                    break Ok(());
+                    let ends = matches!(message, Message::Stop | Message::Finish { .. });
+                    pending.push_back(message);
+                    if ends {
+                        break Ok(());
+                    }
                 }
                 Ok((_, None)) => return Err(ClusterError::ProcessLost { process: 0, reason: "(the coordinator) went away".into() }.into()),
                 Err(_) => {}
@@ -425,9 +482,8 @@ impl Network {
         let log_path = state.log(self.layout.process);
         let mut engine = None;
         let mut source_and_feeds = job.source.clone().map(|source| (source, nodes.feeds(job.config.worker_count())));
-        let mut message = early;
         loop {
-            let next = match message.take() {
+            let next = match pending.pop_front() {
                 Some(m) => Some(m),
                 None => match self.inbox.recv_timeout(Duration::from_millis(50)) {
                     Ok((_, Some(m))) => Some(m),

@@ -361,6 +361,12 @@ impl Prepared {
         });
         let mut positions = Positions::new(self.config.worker_count());
         let mut replay = None;
+        if !state.has_checkpoints() {
+            // Nothing to restore: feed from the start at once, whether or not a worker reads.
+            let start = Plan::from_start(self.config.worker_count());
+            replay = Some(start.replay.clone());
+            let _ = plan.send(start);
+        }
         let notices = Mutex::new(Vec::new());
         let output_schema = self.io.output_schema.clone();
         let logs = vec![state.log(0)];
@@ -371,6 +377,9 @@ impl Prepared {
             }
             NodeEvent::Notice(node, notice) => self.notice(&notices, node, notice),
             NodeEvent::Position(node, position) => {
+                if replay.is_some() {
+                    return Ok(());
+                }
                 if let Some(restore) = positions.set(node, position)? {
                     let planned = dlflow_engine::positions::plan_replay(&logs, &restore)
                         .map_err(|e| format!("reading the position log: {e}"))?;
@@ -530,6 +539,13 @@ impl Positions {
 pub(crate) struct Plan {
     pub replay: Replay,
     pub restore: Vec<Option<WorkerPosition>>,
+}
+
+impl Plan {
+    /// From the first row, nothing restored.
+    pub fn from_start(workers: usize) -> Plan {
+        Plan { replay: Replay::default(), restore: vec![None; workers] }
+    }
 }
 
 /// What a successful attempt brings back.

@@ -58,6 +58,16 @@ impl State {
         self.dir.join("checkpoints")
     }
 
+    /// Whether any worker saved a checkpoint here (a restart then waits for every worker to
+    /// say which it restores; without one, the input simply starts from the beginning).
+    pub fn has_checkpoints(&self) -> bool {
+        let Ok(workers) = std::fs::read_dir(self.checkpoints()) else { return false };
+        workers.flatten().any(|worker| {
+            std::fs::read_dir(worker.path())
+                .is_ok_and(|mut files| files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".dlflow.json"))))
+        })
+    }
+
     pub fn log(&self, process: usize) -> PathBuf {
         self.dir.join(format!("positions-{process}.log"))
     }

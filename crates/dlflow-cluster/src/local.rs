@@ -175,7 +175,7 @@ impl LocalNodes {
             if stop.load(Ordering::SeqCst) {
                 return Err(ClusterError::Cancelled);
             }
-            if let Some(exit) = self.poll_exits().into_iter().next() {
+            if let Some(exit) = self.exited_without_feed() {
                 return Err(ClusterError::NodeExited {
                     node: exit.node,
                     status: format!("before it opened its feed, {}", exit.status),
@@ -209,6 +209,32 @@ impl LocalNodes {
             }
         }
         Ok(())
+    }
+
+    /// A worker that ended without opening its feed (one that opened it and then ended, even
+    /// at once, is the coordinator's to judge). Its exit stays to be reported by `poll_exits`.
+    fn exited_without_feed(&mut self) -> Option<NodeExit> {
+        let LocalNodes { processes, feeds, wants_feeds, feed_listener, token, .. } = self;
+        for process in processes.iter_mut().filter(|p| wants_feeds.contains(&p.name)) {
+            if feeds.iter().any(|f| f.name == process.name) {
+                continue;
+            }
+            if let Some(status) = process.poll_exit() {
+                // Its feed may wait in the listener's queue: take what is there first.
+                while let Ok((stream, _)) = feed_listener.accept() {
+                    if let Some(name) = feed_hello(&stream, token).filter(|n| wants_feeds.contains(n)) {
+                        if !feeds.iter().any(|f| f.name == name) {
+                            let (feed, closed) = NodeFeed::start(name, stream);
+                            feeds.push(LocalFeed { name, feed, closed });
+                        }
+                    }
+                }
+                if !feeds.iter().any(|f| f.name == process.name) {
+                    return Some(NodeExit { node: process.name, status: describe_status(status), output_tail: process.output.text() });
+                }
+            }
+        }
+        None
     }
 
     /// The feeds into this process's workers, by worker index (`None`: another process's

@@ -56,6 +56,8 @@ pub(crate) struct NodeProcess {
     pub output: OutputTail,
     pub status: Option<ExitStatus>,
     group_killed: bool,
+    /// One message per output pipe when it reaches its end.
+    output_done: std::sync::mpsc::Receiver<()>,
 }
 
 impl NodeProcess {
@@ -112,19 +114,30 @@ impl NodeProcess {
             (Some(handler), false) => Some(handler.clone()),
             (None, false) => Some(Arc::new(move |name: NodeName, line: &str| eprintln!("[{name}] {line}")) as OutputHandler),
         };
+        let (done, output_done) = std::sync::mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
-            forward(stdout, name, output.clone(), sink.clone());
+            forward(stdout, name, output.clone(), sink.clone(), done.clone());
         }
         if let Some(stderr) = child.stderr.take() {
-            forward(stderr, name, output.clone(), sink);
+            forward(stderr, name, output.clone(), sink, done);
         }
-        Ok(NodeProcess { name, child, output, status: None, group_killed: false })
+        Ok(NodeProcess { name, child, output, status: None, group_killed: false, output_done })
     }
 
     /// The exit status, if the process has ended (reaped once, remembered).
     pub fn poll_exit(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            if self.status.is_some() {
+                // Its last lines may still be in the pipes: they are what an error shows.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+                for _ in 0..2 {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if self.output_done.recv_timeout(left).is_err() {
+                        break;
+                    }
+                }
+            }
         }
         self.status
     }
@@ -164,7 +177,13 @@ fn heartbeat_period_ms(config: &TfClusterConfig) -> u128 {
 }
 
 /// Copies a node's output lines to `sink` (none when quiet) and keeps the last ones.
-fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail, sink: Option<OutputHandler>) {
+fn forward(
+    stream: impl Read + Send + 'static,
+    name: NodeName,
+    tail: OutputTail,
+    sink: Option<OutputHandler>,
+    done: std::sync::mpsc::Sender<()>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -173,6 +192,7 @@ fn forward(stream: impl Read + Send + 'static, name: NodeName, tail: OutputTail,
             }
             tail.push(line);
         }
+        let _ = done.send(());
     });
 }
 

@@ -459,6 +459,7 @@ impl Prepared {
                 let sinks: Vec<Option<Arc<dyn WorkerSink>>> =
                     feeds.into_iter().map(|f| f.map(|f| Arc::new(FeedSink(f)) as Arc<dyn WorkerSink>)).collect();
                 let options = RunOptions { mesh, replay, log: Some(Arc::new(log)) };
+                source.start_over();
                 dlflow_engine::run_with(source as Arc<dyn PartitionSource>, sinks, config, progress, attempt_stop.clone(), options)
             })();
             if let Err(error) = &fed {

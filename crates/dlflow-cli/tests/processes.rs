@@ -492,8 +492,9 @@ fn a_host_cut_off_ends_the_job_on_the_other_process_in_seconds() {
     let (code, stderr, _) = first.wait(Duration::from_secs(90));
     let took = cut_at.elapsed();
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("process 1 of the job went silent"), "{stderr}");
-    assert!(took < Duration::from_secs(30), "process 0 took {took:?} to give up on the cut-off host");
+    // Its silence, or TensorFlow's own heartbeats failing first and then its silence.
+    assert!(stderr.contains("error: process 1 of the job"), "{stderr}");
+    assert!(took < Duration::from_secs(45), "process 0 took {took:?} to give up on the cut-off host");
     assert_gone(&nodes);
     // Process 1 gives up on process 0 the same way.
     let (code, stderr, _) = second.wait(Duration::from_secs(90));

@@ -165,6 +165,8 @@ pub(crate) struct Network {
     router: Arc<Router>,
     /// Processes that went away (no restart can bring them back).
     lost: Vec<usize>,
+    /// A follower: whether this attempt's Stopped went out already.
+    stopped_sent: bool,
 }
 
 impl Drop for Network {
@@ -206,7 +208,7 @@ impl Network {
             process: processes.process,
             hosts: (0..hosts.len()).map(|p| hosts.host(p).to_string()).collect(),
         };
-        Ok(Network { endpoint: Arc::new(endpoint), layout, connect_timeout: timeout, controls, inbox, router, lost: Vec::new() })
+        Ok(Network { endpoint: Arc::new(endpoint), layout, connect_timeout: timeout, controls, inbox, router, lost: Vec::new(), stopped_sent: false })
     }
 
     pub fn is_leader(&self) -> bool {
@@ -277,7 +279,7 @@ impl Network {
         let cluster = match cluster {
             Ok(cluster) => cluster,
             Err(error) => {
-                self.stop_followers();
+                let _ = self.stop_followers();
                 return Err(AttemptFailed::new(error));
             }
         };
@@ -349,8 +351,21 @@ impl Network {
             }
         });
         attempt_stop.store(true, Ordering::SeqCst);
-        self.stop_followers();
+        let lost_before = self.lost.len();
+        let gone = self.stop_followers();
         *self.router.remote.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // A node failing because a process went away (TensorFlow often notices first): the
+        // process is the cause to report.
+        let watched = match (watched, gone.get(lost_before)) {
+            (Err(error), Some(&process)) if error.is_node_failure() && !matches!(error, ClusterError::ProcessLost { .. }) => {
+                let first_line = error.to_string().lines().next().unwrap_or("").to_string();
+                Err(ClusterError::ProcessLost {
+                    process,
+                    reason: format!("stopped answering (its host cut off or stopped?); meanwhile {first_line}"),
+                })
+            }
+            (watched, _) => watched,
+        };
         let fed = engine.map(join_engine);
         let notices = notices.into_inner().unwrap_or_else(|e| e.into_inner());
         let failed = |error: Error| AttemptFailed { error, replay: replay.clone() };
@@ -368,28 +383,35 @@ impl Network {
     }
 
     /// Leader: ends the attempt on every follower and waits until they have stopped.
-    fn stop_followers(&mut self) {
+    /// Returns the processes that did not answer (gone, or their host cut off).
+    fn stop_followers(&mut self) -> Vec<usize> {
         for (i, control) in self.controls.iter().enumerate() {
             if control.send(&Message::Stop).is_err() && !self.lost.contains(&(i + 1)) {
                 self.lost.push(i + 1);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut stopped = 0;
-        let alive = self.controls.len().saturating_sub(self.lost.len());
-        while stopped < alive {
+        let deadline = Instant::now() + SILENCE;
+        let mut waiting: Vec<usize> = (1..=self.controls.len()).filter(|p| !self.lost.contains(p)).collect();
+        while !waiting.is_empty() {
             match self.inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok((_, Some(Message::Stopped))) => stopped += 1,
+                Ok((process, Some(Message::Stopped))) => waiting.retain(|&p| p != process),
                 Ok((process, None)) => {
+                    waiting.retain(|&p| p != process);
                     if !self.lost.contains(&process) {
                         self.lost.push(process);
                     }
-                    stopped += 1;
                 }
                 Ok(_) => {}
-                Err(_) => return,
+                Err(_) => break,
             }
         }
+        // Silent through the whole wait: as good as gone, and no restart can count on it.
+        for &process in &waiting {
+            if !self.lost.contains(&process) {
+                self.lost.push(process);
+            }
+        }
+        self.lost.clone()
     }
 
     /// A follower: runs attempts as the leader says until it says the job is over.
@@ -405,6 +427,7 @@ impl Network {
             };
             match message {
                 Message::Start { launch } => {
+                    self.stopped_sent = false;
                     match self.follow_attempt(job, state, &leader, &launch) {
                         Ok(report) => last = report,
                         Err(error) => {
@@ -414,7 +437,9 @@ impl Network {
                             }
                         }
                     }
-                    let _ = leader.send(&Message::Stopped);
+                    if !self.stopped_sent {
+                        let _ = leader.send(&Message::Stopped);
+                    }
                 }
                 Message::Finish { error: None } => return Ok(last),
                 Message::Finish { error: Some(error) } => {
@@ -521,6 +546,10 @@ impl Network {
         attempt_stop.store(true, Ordering::SeqCst);
         nodes.kill_all();
         drop(nodes);
+        // The nodes are gone: the leader may go on (the engine winds down meanwhile; the next
+        // Start is read only after it has).
+        let _ = leader.send(&Message::Stopped);
+        self.stopped_sent = true;
         match engine.map(join_engine) {
             Some(Err(error)) if !matches!(error, dlflow_engine::EngineError::Network(_)) => Err(error.into()),
             Some(Ok(report)) => Ok(report),

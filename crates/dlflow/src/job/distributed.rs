@@ -309,7 +309,8 @@ impl Network {
         let inbox = &self.inbox;
         let lost = &mut self.lost;
         let controls = &self.controls;
-        let watched = cluster.run(&job.stop, |event| {
+        let (watch, _relay) = super::either(job.stop.clone(), attempt_stop.clone());
+        let watched = cluster.run(&watch, |event| {
             match event {
                 NodeEvent::Batch(node, batch) => conform_none(node, batch),
                 NodeEvent::Notice(node, notice) => job.notice(&notices, node, notice),

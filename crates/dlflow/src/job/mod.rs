@@ -370,7 +370,10 @@ impl Prepared {
         let notices = Mutex::new(Vec::new());
         let output_schema = self.io.output_schema.clone();
         let logs = vec![state.log(0)];
-        let watched = cluster.run(&self.stop, |event| match event {
+        // The cluster's watch ends on a cancel, and on an engine failure (the nodes would wait
+        // for rows that never come).
+        let (watch, _relay) = either(self.stop.clone(), attempt_stop.clone());
+        let watched = cluster.run(&watch, |event| match event {
             NodeEvent::Batch(node, batch) => {
                 let schema = output_schema.as_ref().ok_or("wrote rows, but this job has no output table")?;
                 on_rows(conform(node, batch, schema)?)
@@ -472,6 +475,32 @@ impl Prepared {
             let _ = done.send(fed);
         });
         result
+    }
+}
+
+/// A flag that is set once `a` or `b` is (a relay thread, until the guard drops).
+pub(crate) fn either(a: Arc<AtomicBool>, b: Arc<AtomicBool>) -> (Arc<AtomicBool>, Relay) {
+    let both = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicBool::new(true));
+    let (out, running) = (both.clone(), alive.clone());
+    std::thread::spawn(move || {
+        while running.load(Ordering::SeqCst) {
+            if a.load(Ordering::SeqCst) || b.load(Ordering::SeqCst) {
+                out.store(true, Ordering::SeqCst);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    (both, Relay(alive))
+}
+
+/// Ends the relay of [`either`] when dropped.
+pub(crate) struct Relay(Arc<AtomicBool>);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 

@@ -10,6 +10,9 @@
 #                                               latency at half the peak rate, the gap of a hot reload,
 #                                               window aggregation vs a bounded GROUP BY, window latency
 #   scripts/bench.sh examples                   tf.Example models from feature columns vs serializing protos in Python
+#   scripts/bench.sh cluster [scaling|exchange|recovery|checkpoint]
+#                                               2 processes x 1 worker vs 1 x 2, the engine's cross-process
+#                                               exchange vs in-process, kill -> training again, checkpoint cost
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$DLFLOW_ROOT"
@@ -21,5 +24,6 @@ case "$what" in
   training) cargo build --release --workspace --bins && cargo bench --workspace --bench training_vs_keras -- "$@" ;;
   streams) cargo bench --workspace --bench streams -- "$@" ;;
   examples) cargo bench --workspace --bench examples_vs_python ;;
-  *) echo "unknown benchmark '$what'; available: inference, training, streams, examples" >&2; exit 2 ;;
+  cluster) cargo bench --workspace --bench cluster -- "$@" ;;
+  *) echo "unknown benchmark '$what'; available: inference, training, streams, examples, cluster" >&2; exit 2 ;;
 esac

@@ -14,6 +14,9 @@ the cluster spec, the node's rows as a ``tf.data.Dataset``, and to write rows ba
         model.fit(ctx.get_tfdataset(features=["x"], label="y").batch(32),
                   epochs=ctx.get_epochs())
 
+For a job that survives failures, ``ctx.checkpoint(model, batch_size=...)`` restores the latest
+checkpoint after a restart and saves new ones; dlflow then replays the input from exactly there.
+
 Nodes find this package on their ``PYTHONPATH``; nothing needs installing.
 """
 

@@ -3,8 +3,10 @@
 It registers with the coordinator, receives the cluster spec, imports the configured entry
 and calls ``entry(context)``. Everything it needs comes from the environment:
 
-    DLFLOW_COORDINATOR  host:port of the coordinator
-    DLFLOW_TOKEN        the job's token (a stray connection cannot join the job)
+    DLFLOW_COORDINATOR  host:port of the coordinator (on process 0 of the job)
+    DLFLOW_FEED         host:port of the dlflow process that feeds this node its rows
+    DLFLOW_NODE_HOST    this host: where the node's TF server listens
+    DLFLOW_TOKEN        the attempt's token (a stray or stale node cannot join the job)
     DLFLOW_NODE_TYPE    worker | ps
     DLFLOW_NODE_INDEX   index among the nodes of that type
     DLFLOW_ENTRY_FILE   the Python file with the entry
@@ -22,10 +24,11 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 
 from . import _protocol as proto
-from .context import Context, inbox
+from .context import Activity, Context, inbox
 
 
 def _die_with_parent():
@@ -61,22 +64,55 @@ def _load_entry(path, name):
     return entry
 
 
-def _heartbeat(conn, period):
+def _heartbeat(conn, period, box, activity):
+    """Proves the process lives, and says whether its main thread keeps up: frames waiting in
+    the inbox, and how long since the entry last took a batch or sent a notice."""
     event = threading.Event()
     while not event.wait(period):
+        idle_ms = int((time.monotonic() - activity.last) * 1000)
         try:
-            conn.send(proto.HEARTBEAT)
+            conn.send(proto.HEARTBEAT, {"pending": box.qsize(), "idle_ms": idle_ms})
         except OSError:
             os._exit(3)  # the coordinator is gone
 
 
 def _read_input(conn, box):
-    """Moves frames from the socket into the bounded inbox; the coordinator leaving ends the node."""
+    """Moves frames from the feed into the bounded inbox; the feeding process leaving ends the node."""
     while True:
         frame = conn.receive()
         if frame is None:
             os._exit(3)
         box.put(frame)
+
+
+def _python_stack():
+    """Every thread's Python stack, as faulthandler prints it."""
+    import faulthandler
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+") as f:
+        faulthandler.dump_traceback(file=f, all_threads=True)
+        f.seek(0)
+        return f.read()
+
+
+def _read_control(conn):
+    """Requests from the coordinator after the spec; the coordinator leaving ends the node."""
+    while True:
+        frame = conn.receive()
+        if frame is None:
+            os._exit(3)
+        if frame[0] == proto.STACK:
+            conn.send(proto.NOTICE, {"event": "stack", "stack": _python_stack()})
+
+
+def _open_feed(node_type, index):
+    host, port = os.environ["DLFLOW_FEED"].rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    feed = proto.Connection(sock)
+    feed.send(proto.FEED_HELLO, {"token": os.environ["DLFLOW_TOKEN"], "node_type": node_type, "index": index})
+    return feed
 
 
 def _fail(conn, error):
@@ -98,9 +134,13 @@ def main():
     conn = proto.Connection(sock)
     node_type = os.environ["DLFLOW_NODE_TYPE"]
     index = int(os.environ["DLFLOW_NODE_INDEX"])
+    node_host = os.environ.get("DLFLOW_NODE_HOST", host)
     conn.send(proto.HELLO, {"token": os.environ["DLFLOW_TOKEN"], "node_type": node_type, "index": index,
-                            "port": _free_port(host), "pid": os.getpid()})
-    threading.Thread(target=_heartbeat, args=(conn, int(os.environ.get("DLFLOW_HEARTBEAT_MS", "500")) / 1000),
+                            "host": node_host, "port": _free_port(node_host), "pid": os.getpid()})
+    box = inbox(int(os.environ.get("DLFLOW_PREFETCH", "8")))
+    activity = Activity()
+    threading.Thread(target=_heartbeat,
+                     args=(conn, int(os.environ.get("DLFLOW_HEARTBEAT_MS", "500")) / 1000, box, activity),
                      daemon=True, name="dlflow-heartbeat").start()
 
     frame = conn.receive()
@@ -115,10 +155,12 @@ def main():
         import pyarrow as pa
 
         output_schema = pa.ipc.open_stream(pa.py_buffer(frame[1])).schema
-    box = inbox(int(os.environ.get("DLFLOW_PREFETCH", "8")))
-    threading.Thread(target=_read_input, args=(conn, box), daemon=True, name="dlflow-input").start()
+    if spec.get("has_input"):
+        feed = _open_feed(node_type, index)
+        threading.Thread(target=_read_input, args=(feed, box), daemon=True, name="dlflow-input").start()
+    threading.Thread(target=_read_control, args=(conn,), daemon=True, name="dlflow-control").start()
 
-    context = Context(conn, spec, box, output_schema)
+    context = Context(conn, spec, box, output_schema, activity)
     try:
         entry = _load_entry(os.environ["DLFLOW_ENTRY_FILE"], os.environ["DLFLOW_ENTRY_FUNC"])
         entry(context)

@@ -1,6 +1,7 @@
 """The wire protocol between a dlflow node and its coordinator (the Rust side).
 
-One TCP connection per node, on the loopback interface. Every message is a frame:
+Two TCP connections per node: control to the coordinator (process 0 of the job), and the
+feed from the dlflow process on the node's own host (rows, epoch ends). Every message is a frame:
 
     kind: u8 | length: u32 little-endian | payload: `length` bytes
 
@@ -19,11 +20,15 @@ HEARTBEAT = 7    # empty: the node process is alive
 DONE = 8         # empty: the entry returned
 FAILED = 9       # JSON {error, traceback}
 NOTICE = 11      # JSON {event, ...}: first batch, per-epoch metrics
+POSITION = 12    # JSON {attempt, epoch, rows, step} or {}: where the restored checkpoint had trained to
+FEED_HELLO = 14  # JSON {token, node_type, index}: opens the feed from the node's own dlflow process
 # coordinator -> node
 SPEC = 2         # JSON: the cluster spec, this node's task, properties, epochs, input
 EPOCH_END = 5    # JSON {epoch, rows, dropped}: the current epoch has no more rows for this node
 INPUT_END = 6    # empty: no more epochs
 OUTPUT_SCHEMA = 10  # Arrow IPC stream with no batches: the declared output schema
+REPLAY = 13      # JSON {start_epoch}: first frame of the feed, the epoch the input starts at
+STACK = 15       # empty: send your Python stack (a "stack" notice); the node seems frozen
 # both ways
 BATCH = 4        # Arrow IPC stream with the rows
 

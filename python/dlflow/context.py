@@ -3,22 +3,69 @@
 import json
 import os
 import queue
+import time
 
 from . import _protocol as proto
+
+
+class Activity:
+    """When the entry last took a batch or sent a notice (the heartbeat reports it)."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+
+    def touch(self):
+        self.last = time.monotonic()
 
 
 class Context:
     """One node's view of the job. Made by the node runner; entries receive it."""
 
-    def __init__(self, conn, spec, inbox, output_schema=None):
+    def __init__(self, conn, spec, inbox, output_schema=None, activity=None):
         self._conn = conn
         self._spec = spec
-        self._inbox = inbox  # frames from the coordinator: BATCH, EPOCH_END, INPUT_END
+        self._inbox = inbox  # frames from the feed: REPLAY, BATCH, EPOCH_END, INPUT_END
         self._output_schema = output_schema
+        self._activity = activity or Activity()
         self._input_ended = not spec.get("has_input", False)
         self._epochs_read = 0
         self._first_batch_noticed = False
         self._writer = None
+        self._position_sent = False
+        self._start_epoch = None
+        self._restore = None
+        self._batch_size = None
+
+    # -- replay ------------------------------------------------------------------------
+    def send_position(self, position=None):
+        """Tells dlflow which checkpoints this worker has (once per run):
+        ``{"checkpoints": [{"attempt", "epoch", "rows", "step"}, ...]}``, or None for none.
+
+        dlflow waits for every worker's, picks the one each restores (the first frame of the
+        feed says which, see ``start_epoch``), then replays the input from there. Reading the
+        input sends None if nothing was sent before.
+        """
+        if self._position_sent or not self._spec.get("has_input", False):
+            return
+        self._position_sent = True
+        self._conn.send(proto.POSITION, position or {})
+
+    def start_epoch(self):
+        """The epoch the input starts at: 0, or after a restart the restored checkpoint's."""
+        if self._start_epoch is None:
+            if not self._spec.get("has_input", False):
+                self._start_epoch = 0
+                return 0
+            self.send_position(None)
+            kind, payload = self._inbox.get()
+            if kind != proto.REPLAY:
+                raise RuntimeError(f"dlflow: the feed began with frame kind {kind}, expected its start epoch")
+            replay = json.loads(payload)
+            self._activity.touch()
+            self._start_epoch = int(replay["start_epoch"])
+            self._restore = replay.get("restore")
+            self._epochs_read = self._start_epoch
+        return self._start_epoch
 
     # -- what the node is -------------------------------------------------------------
     @property
@@ -35,12 +82,14 @@ class Context:
             return
         import pyarrow as pa
 
+        self.start_epoch()
         rows = 0
         while True:
             kind, payload = self._inbox.get()
             if kind == proto.BATCH:
                 reader = pa.ipc.open_stream(pa.py_buffer(payload))
                 for batch in reader:
+                    self._activity.touch()
                     if not self._first_batch_noticed:
                         self._first_batch_noticed = True
                         self.notice("first_batch")
@@ -60,6 +109,7 @@ class Context:
 
     def notice(self, event, **fields):
         """Tells the coordinator something worth reporting (metrics, milestones)."""
+        self._activity.touch()
         self._conn.send(proto.NOTICE, {"event": event, **fields})
 
     def send_batch(self, batch):
@@ -105,6 +155,31 @@ class TFContext:
     def get_attempt_index(self):
         """How many times the job was restarted before this attempt (0 on the first run)."""
         return self._spec.get("attempt", 0)
+
+    def checkpoint(self, model_or_checkpoint, batch_size=None, every=None, max_to_keep=2):
+        """Checkpoints for a job that survives failures: restores the latest one now (if any),
+        tells dlflow how far it had trained so that the input is replayed from exactly there,
+        and saves new ones as training goes.
+
+        ``model_or_checkpoint`` is a Keras model (saved with its optimizer) or any
+        ``tf.train.Checkpoint``. ``every`` ("100 steps", "1 epoch") defaults to the job's
+        ``checkpoint_every``. Step checkpoints need the rows per step: ``batch_size`` here, or
+        the one given to ``get_tfdataset(batch_size=...)``. With Keras::
+
+            checkpoints = ctx.checkpoint(model, batch_size=32)
+            model.fit(dataset, epochs=ctx.get_epochs(), initial_epoch=checkpoints.initial_epoch,
+                      callbacks=[checkpoints.keras_callback()])
+
+        In a loop of your own, call ``checkpoints.step_done(epoch, rows)`` after each step
+        (``rows``: rows of this epoch trained so far) and ``checkpoints.epoch_done(epoch)``.
+        """
+        from .checkpoint import Checkpoints
+
+        return Checkpoints(self, model_or_checkpoint, batch_size, every, max_to_keep)
+
+    def get_checkpoint_dir(self):
+        """This node's own checkpoint folder (kept by dlflow until the job succeeds)."""
+        return self._spec.get("checkpoint_dir")
 
     def get_worker_count(self):
         return len(self._spec["cluster"].get("worker", []))
@@ -159,6 +234,8 @@ class TFContext:
 
         if self._spec.get("input_schema") is None:
             raise RuntimeError("dlflow: this job has no input table; the entry reads its own data")
+        if batch_size:
+            self._context._batch_size = int(batch_size)
         return epoch_dataset(self._context, self.get_input_schema(), features, label, batch_size)
 
     def get_row_writer(self):

@@ -152,8 +152,15 @@ def estimator_entry(context):
     epochs = config.epochs or ctx.get_epochs() or 1
     callbacks = []
     steps = None
+    initial_epoch = 0
     if config.shuffle_seed is None:
         dataset = training_data.streaming(ctx, to_inputs, config.label_col, label_dtype, batch_size)
+        # Recovery: restore the latest checkpoint (after a restart), save as the job says; the
+        # input is replayed from the checkpoint's rows. (A share held in memory is dealt again
+        # whole after a restart, so it starts over instead.)
+        checkpoints = ctx.checkpoint(model, batch_size=batch_size)
+        callbacks.append(checkpoints.keras_callback())
+        initial_epoch = checkpoints.initial_epoch
     else:
         share = training_data.Share.read(context, ctx.get_input_schema(), to_inputs, config.label_col, label_dtype)
         ctx.report("loaded", rows=share.rows)
@@ -168,7 +175,7 @@ def estimator_entry(context):
         callbacks.append(_EpochReport(ctx))
     # TensorBoard events, written by the chief: the tensorboard_dir property, else beside the model.
     callbacks.append(tensorboard_callback(ctx, log_dir=ctx.get_property("tensorboard_dir") or config.model_dir.rstrip("/") + ".tensorboard"))
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks,
+    model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, verbose=0, callbacks=callbacks,
               validation_data=validation)
 
     _save(ctx, model, features, to_inputs, config, label_dtype)

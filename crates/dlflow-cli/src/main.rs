@@ -47,6 +47,7 @@ fn main() -> std::process::ExitCode {
     // and the node processes read it.
     logging::configure_tensorflow_logs(cli.tf_log);
     logging::init(cli.log_level.as_deref());
+    quiet_network_panics();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -55,20 +56,26 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let command = async {
-            match cli.command {
-                Command::Model(command) => command.run(),
-                Command::Predict(args) => args.run().await,
-                Command::Sql(args) => args.run().await,
-                Command::Train(args) => args.run().await,
-                Command::Fit(args) => args.run().await,
-                Command::Tensorboard(args) => args.run().await,
+        match cli.command {
+            // Training stops its nodes itself at Ctrl-C (they must not outlive dlflow), then exits 130.
+            Command::Train(args) => Some(args.run().await),
+            command => {
+                let command = async {
+                    match command {
+                        Command::Model(command) => command.run(),
+                        Command::Predict(args) => args.run().await,
+                        Command::Sql(args) => args.run().await,
+                        Command::Train(args) => args.run().await,
+                        Command::Fit(args) => args.run().await,
+                        Command::Tensorboard(args) => args.run().await,
+                    }
+                };
+                // Cancelling drops the command: temporary files go with it.
+                tokio::select! {
+                    result = command => Some(result),
+                    () = signals::cancelled() => None,
+                }
             }
-        };
-        // Cancelling drops the command: temporary files go with it.
-        tokio::select! {
-            result = command => Some(result),
-            () = signals::cancelled() => None,
         }
     });
     // Don't wait for blocking work (a TensorFlow call, a file being written) to notice.
@@ -84,4 +91,25 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// When another process of a job goes away, timely's network and worker threads panic; dlflow
+/// turns that into an error naming the process, so their panic messages are noise.
+fn quiet_network_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let timely = thread.name().is_some_and(|name| name.starts_with("timely:"));
+        if timely || message.contains("timely communication error") || message.contains("MergeQueue poisoned") {
+            tracing::debug!("{message}");
+            return;
+        }
+        default(info);
+    }));
 }

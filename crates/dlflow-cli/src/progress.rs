@@ -186,8 +186,21 @@ impl EpochProgress {
                 bar.reset_eta();
                 bar.set_message(format!("epoch 1/{total}"));
             }
+            Some("restored") if node.index == 0 => say(
+                &bar,
+                format!(
+                    "worker 0 restored its checkpoint of step {} (epoch {}, attempt {})",
+                    notice["step"],
+                    notice["epoch"].as_u64().unwrap_or(0) + 1,
+                    notice["attempt"]
+                ),
+            ),
             Some("epoch_end") if node.index == 0 => {
                 let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                // After a restart the epochs go on from the restored one.
+                if let Some(epoch) = notice["epoch"].as_u64() {
+                    state.done = epoch;
+                }
                 let rows = notice["rows"].as_u64().unwrap_or(0);
                 let seconds = state.started.elapsed().as_secs_f64();
                 if metrics {
@@ -214,9 +227,23 @@ impl EpochProgress {
                 }
             }
             // Every worker reports these; worker 0's (above) speak for all.
-            Some("epoch_end" | "first_batch" | "epoch" | "loaded") => {}
+            Some("epoch_end" | "first_batch" | "epoch" | "loaded" | "restored") => {}
             Some(event) => say(&bar, format!("[{node}] report: {event}{}", report_fields(notice))),
             None => {}
+        }
+    }
+
+    /// Prints a line above the bar.
+    pub fn say(&self, line: String) {
+        say(&self.bar, line);
+    }
+
+    /// Prints each restart of the cluster: the attempt and its cause.
+    pub fn restart_handler(&self) -> impl Fn(u32, &str) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |attempt, cause| {
+            let cause = cause.lines().next().unwrap_or("");
+            say(&bar, format!("restarting the cluster as attempt {attempt} after: {cause}"));
         }
     }
 

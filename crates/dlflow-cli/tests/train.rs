@@ -143,7 +143,8 @@ fn interrupting_the_cli_leaves_no_node_running() {
     // What Ctrl-C in a terminal does to dlflow (the nodes have their own process group).
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
-    let _ = child.wait().expect("wait");
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(130), "dlflow handles Ctrl-C itself and exits 130");
     let pids = pid_files();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pids.iter().all(|&pid| not_running(pid)) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::{ClusterError, Result};
 
 /// The kind of a node in a TensorFlow cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum NodeType {
     /// Trains (or infers) on its share of the rows. Worker 0 is the chief.
     Worker,
@@ -61,11 +61,75 @@ pub struct Timeouts {
     pub heartbeat: Duration,
     /// How long a node may take to exit after it reported its entry's end, before it is killed.
     pub exit_grace: Duration,
+    /// A worker that takes no batch and sends no notice for this long while rows wait for it
+    /// is frozen (its main thread is stuck; its heartbeat thread may still beat): it fails,
+    /// with its Python stack in the error.
+    pub progress: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { register: Duration::from_secs(60), heartbeat: Duration::from_secs(30), exit_grace: Duration::from_secs(10) }
+        Timeouts {
+            register: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(30),
+            exit_grace: Duration::from_secs(10),
+            progress: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How often the nodes' dlflow checkpoint helper saves (`TFContext.checkpoint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointEvery {
+    /// Every this many training steps.
+    Steps(u64),
+    /// At the end of every this many epochs.
+    Epochs(u64),
+}
+
+impl CheckpointEvery {
+    /// Parses `"100 steps"`, `"1 epoch"`, `"2 epochs"` (a bare number is steps).
+    ///
+    /// ```
+    /// use dlflow_cluster::CheckpointEvery;
+    /// assert_eq!(CheckpointEvery::parse("50 steps"), Ok(CheckpointEvery::Steps(50)));
+    /// assert_eq!(CheckpointEvery::parse("1 epoch"), Ok(CheckpointEvery::Epochs(1)));
+    /// assert!(CheckpointEvery::parse("often").is_err());
+    /// ```
+    pub fn parse(text: &str) -> std::result::Result<CheckpointEvery, String> {
+        let text = text.trim();
+        let (number, unit) = text.split_once(char::is_whitespace).map_or((text, "steps"), |(n, u)| (n, u.trim()));
+        let bad = || format!("checkpoint_every `{text}`: expected a positive number of steps or epochs, like \"100 steps\" or \"1 epoch\"");
+        let n: u64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+        match unit {
+            "step" | "steps" => Ok(CheckpointEvery::Steps(n)),
+            "epoch" | "epochs" => Ok(CheckpointEvery::Epochs(n)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Default for CheckpointEvery {
+    fn default() -> Self {
+        CheckpointEvery::Epochs(1)
+    }
+}
+
+/// What happens when a node fails: how often the whole cluster restarts, how long it waits
+/// first, and how often the nodes checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Restarts before a failure ends the job (default 3; 0: the first failure ends it).
+    pub max_failures: u32,
+    /// Wait before the first restart; it doubles with each further one (default 1 s).
+    pub backoff: Duration,
+    /// How often the nodes' checkpoint helper saves (default every epoch).
+    pub checkpoint_every: CheckpointEvery,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery { max_failures: 3, backoff: Duration::from_secs(1), checkpoint_every: CheckpointEvery::default() }
     }
 }
 
@@ -97,6 +161,7 @@ pub struct TfClusterConfig {
     pub(crate) python_path: Vec<PathBuf>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) timeouts: Timeouts,
+    pub(crate) recovery: Recovery,
     pub(crate) quiet: bool,
     pub(crate) on_output: Option<OutputHandler>,
 }
@@ -153,6 +218,21 @@ impl TfClusterConfig {
         self.timeouts
     }
 
+    /// What happens when a node fails.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// Where the nodes' output lines go (`None`: stderr, unless quiet).
+    pub fn output_handler(&self) -> Option<OutputHandler> {
+        if self.quiet { None } else { self.on_output.clone() }
+    }
+
+    /// Whether the nodes' output is kept out of stderr.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// A copy whose nodes' output lines go to `handler` instead of stderr.
     pub fn with_output_handler(mut self, handler: OutputHandler) -> Self {
         self.on_output = Some(handler);
@@ -177,6 +257,7 @@ pub struct TfClusterConfigBuilder {
     python_path: Vec<PathBuf>,
     env: Vec<(String, String)>,
     timeouts: Timeouts,
+    recovery: Recovery,
     quiet: bool,
 }
 
@@ -232,6 +313,25 @@ impl TfClusterConfigBuilder {
         self
     }
 
+    /// What happens when a node fails (default: 3 restarts, 1 s backoff, checkpoints every epoch).
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// Restarts before a node's failure ends the job (default 3). DL on Flink restarts the
+    /// whole cluster on a failure too, and hands the entry `get_attempt_index()`.
+    pub fn max_failures(mut self, max_failures: u32) -> Self {
+        self.recovery.max_failures = max_failures;
+        self
+    }
+
+    /// How often the nodes' checkpoint helper (`TFContext.checkpoint`) saves.
+    pub fn checkpoint_every(mut self, every: CheckpointEvery) -> Self {
+        self.recovery.checkpoint_every = every;
+        self
+    }
+
     /// Do not copy the nodes' output to stderr (it is still kept for error messages).
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -270,6 +370,7 @@ impl TfClusterConfigBuilder {
             python_path: self.python_path.iter().map(|p| absolute(p)).collect(),
             env: self.env,
             timeouts: self.timeouts,
+            recovery: self.recovery,
             quiet: self.quiet,
             on_output: None,
         })

@@ -55,6 +55,26 @@ pub enum ClusterError {
         /// The configured limit.
         limit: f64,
     },
+    /// A worker took no rows for too long while rows waited for it: its main thread is stuck.
+    #[error("{node} is frozen: it took no rows for {seconds:.1} s while rows waited for it (limit {limit:.1} s); it was killed. Its Python stack:\n{stack}")]
+    NodeFrozen {
+        /// The node.
+        node: NodeName,
+        /// Seconds since it last took a batch or sent a notice.
+        seconds: f64,
+        /// The configured limit.
+        limit: f64,
+        /// Its threads' Python stacks (`faulthandler`).
+        stack: String,
+    },
+    /// Another process of the job went away or failed.
+    #[error("process {process} of the job {reason}")]
+    ProcessLost {
+        /// Its index.
+        process: usize,
+        /// What happened ("went away: connection closed").
+        reason: String,
+    },
     /// A node sent something the protocol does not allow.
     #[error("{node}: {message}")]
     Protocol {
@@ -81,12 +101,28 @@ fn tail_text(tail: &str) -> String {
 }
 
 /// A node's name in messages: `worker 1`, `ps 0`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct NodeName {
     /// Worker or ps.
     pub node_type: NodeType,
     /// Index among the nodes of its type.
     pub index: usize,
+}
+
+impl ClusterError {
+    /// Whether restarting the cluster from its checkpoints may get past this error: a node
+    /// that raised, died, hung or froze, or a process that went away; not a bad config, a
+    /// missing Python, or a cancel.
+    pub fn is_node_failure(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::NodeFailed { .. }
+                | ClusterError::NodeExited { .. }
+                | ClusterError::NodeUnresponsive { .. }
+                | ClusterError::NodeFrozen { .. }
+                | ClusterError::ProcessLost { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for NodeName {

@@ -12,6 +12,7 @@ use crate::protocol;
 
 /// What the engine sends a node.
 pub(crate) enum Outgoing {
+    Replay { start_epoch: u64, restore: Option<serde_json::Value> },
     Batch(RecordBatch),
     EpochEnd { epoch: u64, rows: u64, dropped: u64 },
     InputEnd,
@@ -32,6 +33,7 @@ pub struct NodeFeed {
     name: NodeName,
     outbox: mpsc::Sender<Outgoing>,
     backlog: Arc<AtomicUsize>,
+    written: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
 }
 
@@ -46,13 +48,14 @@ impl NodeFeed {
     pub(crate) fn start(name: NodeName, stream: TcpStream) -> (NodeFeed, Arc<AtomicBool>) {
         let (outbox, inbox) = mpsc::channel();
         let backlog = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicUsize::new(0));
         let closed = Arc::new(AtomicBool::new(false));
-        let feed = NodeFeed { name, outbox, backlog: backlog.clone(), closed: closed.clone() };
+        let feed = NodeFeed { name, outbox, backlog: backlog.clone(), written: written.clone(), closed: closed.clone() };
         std::thread::Builder::new()
             .name(format!("dlflow-feed-{name}"))
             .spawn({
                 let closed = closed.clone();
-                move || write_loop(stream, inbox, &backlog, &closed)
+                move || write_loop(stream, inbox, &backlog, &written, &closed)
             })
             .map(drop)
             .unwrap_or_else(|_| closed.store(true, Ordering::SeqCst));
@@ -62,6 +65,13 @@ impl NodeFeed {
     /// The node this feed goes to.
     pub fn node(&self) -> NodeName {
         self.name
+    }
+
+    /// Tells the node where its input starts (the first frame of every feed): epoch
+    /// `start_epoch`, after a restart from a checkpoint (0 otherwise), and which of its
+    /// checkpoints to restore (`None`: none).
+    pub fn start_at(&self, start_epoch: u64, restore: Option<serde_json::Value>) -> Result<(), FeedClosed> {
+        self.send(Outgoing::Replay { start_epoch, restore }, false)
     }
 
     /// Queues a batch for the node.
@@ -85,6 +95,11 @@ impl NodeFeed {
         self.backlog.load(Ordering::SeqCst)
     }
 
+    /// Batches written to the node's socket so far.
+    pub fn batches_written(&self) -> usize {
+        self.written.load(Ordering::SeqCst)
+    }
+
     /// Whether the node has gone.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
@@ -101,7 +116,13 @@ impl NodeFeed {
     }
 }
 
-fn write_loop(stream: TcpStream, inbox: mpsc::Receiver<Outgoing>, backlog: &AtomicUsize, closed: &AtomicBool) {
+fn write_loop(
+    stream: TcpStream,
+    inbox: mpsc::Receiver<Outgoing>,
+    backlog: &AtomicUsize,
+    written_batches: &AtomicUsize,
+    closed: &AtomicBool,
+) {
     let mut out = BufWriter::with_capacity(1 << 20, stream);
     let mut written = || -> std::io::Result<()> {
         while let Ok(message) = inbox.recv() {
@@ -109,10 +130,15 @@ fn write_loop(stream: TcpStream, inbox: mpsc::Receiver<Outgoing>, backlog: &Atom
                 break;
             }
             match message {
+                Outgoing::Replay { start_epoch, restore } => {
+                    let body = serde_json::json!({"start_epoch": start_epoch, "restore": restore});
+                    protocol::write_frame(&mut out, protocol::REPLAY, body.to_string().as_bytes())?;
+                }
                 Outgoing::Batch(batch) => {
                     let payload = protocol::encode_batch(&batch).map_err(std::io::Error::other)?;
                     protocol::write_frame(&mut out, protocol::BATCH, &payload)?;
                     backlog.fetch_sub(1, Ordering::SeqCst);
+                    written_batches.fetch_add(1, Ordering::SeqCst);
                 }
                 Outgoing::EpochEnd { epoch, rows, dropped } => {
                     let body = serde_json::json!({"epoch": epoch, "rows": rows, "dropped": dropped});

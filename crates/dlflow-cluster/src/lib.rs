@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`TfClusterConfig`] | how many nodes, what they run, with which Python, properties |
 //! | [`Cluster`] | start and register the nodes, hand out the cluster spec, watch them to the end |
+//! | [`LocalNodes`] | the nodes one process of a job hosts and feeds ([`Layout`]) |
 //! | [`NodeFeed`] | rows into one worker as Arrow IPC, with a backlog count for flow control |
 //! | [`protocol`] | the frames on the wire (the Python twin is `python/dlflow/_protocol.py`) |
 //!
@@ -20,12 +21,16 @@ mod config;
 mod coordinator;
 mod error;
 mod feed;
+mod local;
 mod node;
 pub mod protocol;
 mod python;
 
-pub use config::{NodeEntry, NodeType, OutputHandler, Python, TfClusterConfig, TfClusterConfigBuilder, Timeouts};
-pub use coordinator::{Cluster, ClusterReport, JobIo, NodeEvent};
+pub use config::{
+    CheckpointEvery, NodeEntry, NodeType, OutputHandler, Python, Recovery, TfClusterConfig, TfClusterConfigBuilder, Timeouts,
+};
+pub use coordinator::{Cluster, ClusterReport, JobIo, NodeEvent, RemoteEvent, random_token};
+pub use local::{Layout, LocalNodes, NodeExit, NodeLaunch};
 pub use error::{ClusterError, NodeName, Result};
 pub use feed::{FeedClosed, NodeFeed};
 pub use node::OutputTail;

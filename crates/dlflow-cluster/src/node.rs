@@ -12,8 +12,6 @@ use crate::error::{ClusterError, NodeName, Result};
 
 /// How many of a node's last output lines an error message shows.
 const TAIL_LINES: usize = 40;
-/// How long an exited node's last lines may take to be read from its pipes.
-const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The last lines a node printed on stdout and stderr.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +37,14 @@ impl OutputTail {
 pub(crate) struct Launch<'a> {
     pub python: &'a Path,
     pub package_root: &'a Path,
-    pub coordinator: String,
+    /// `host:port` of the coordinator (on process 0).
+    pub coordinator: &'a str,
+    /// `host:port` of this process's feed listener.
+    pub feed: &'a str,
+    /// This process's host: where the nodes' TF servers listen.
+    pub host: &'a str,
+    /// The job's temp folder for the nodes (`TMPDIR`), removed when the nodes are gone.
+    pub temp_dir: &'a Path,
     pub token: &'a str,
     pub config: &'a TfClusterConfig,
 }
@@ -50,8 +55,9 @@ pub(crate) struct NodeProcess {
     pub child: Child,
     pub output: OutputTail,
     pub status: Option<ExitStatus>,
-    /// One message per output stream read to its end.
-    output_read: std::sync::mpsc::Receiver<()>,
+    group_killed: bool,
+    /// One message per output pipe when it reaches its end.
+    output_done: std::sync::mpsc::Receiver<()>,
 }
 
 impl NodeProcess {
@@ -84,7 +90,11 @@ impl NodeProcess {
             .env("PYTHONPATH", python_path)
             // Keras 2: Keras 3 cannot fit under MultiWorkerMirroredStrategy (decision 0004).
             .env("TF_USE_LEGACY_KERAS", "1")
-            .env("DLFLOW_COORDINATOR", &launch.coordinator)
+            .env("DLFLOW_COORDINATOR", launch.coordinator)
+            .env("DLFLOW_FEED", launch.feed)
+            .env("DLFLOW_NODE_HOST", launch.host)
+            // TensorFlow's autograph and every tempfile of the entry land here, removed with the job.
+            .env("TMPDIR", launch.temp_dir)
             .env("DLFLOW_TOKEN", launch.token)
             .env("DLFLOW_NODE_TYPE", name.node_type.as_str())
             .env("DLFLOW_NODE_INDEX", name.index.to_string())
@@ -109,15 +119,15 @@ impl NodeProcess {
             (Some(handler), false) => Some(handler.clone()),
             (None, false) => Some(Arc::new(move |name: NodeName, line: &str| eprintln!("[{name}] {line}")) as OutputHandler),
         };
-        let (read_in, output_read) = std::sync::mpsc::channel();
+        let (done, output_done) = std::sync::mpsc::channel();
         if let Some(stdout) = child.stdout.take() {
-            forward(stdout, name, output.clone(), sink.clone(), tf_logs, read_in.clone());
+            forward(stdout, name, output.clone(), sink.clone(), tf_logs, done.clone());
         }
         if let Some(stderr) = child.stderr.take() {
-            forward(stderr, name, output.clone(), sink, tf_logs, read_in);
+            forward(stderr, name, output.clone(), sink, tf_logs, done);
         }
         tracing::info!(node = %name, pid = child.id(), python = %launch.python.display(), "started a node");
-        Ok(NodeProcess { name, child, output, status: None, output_read })
+        Ok(NodeProcess { name, child, output, status: None, group_killed: false, output_done })
     }
 
     /// The exit status, if the process has ended (reaped once, remembered).
@@ -126,10 +136,11 @@ impl NodeProcess {
             self.status = self.child.try_wait().ok().flatten();
             if let Some(status) = self.status {
                 tracing::info!(node = %self.name, status = %describe_status(status), "node exited");
-                // Its last lines may still be in the pipes: an error about the exit shows them.
-                let deadline = std::time::Instant::now() + OUTPUT_DRAIN;
+                // Its last lines may still be in the pipes: they are what an error shows.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
                 for _ in 0..2 {
-                    if self.output_read.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_err() {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if self.output_done.recv_timeout(left).is_err() {
                         break;
                     }
                 }
@@ -138,9 +149,14 @@ impl NodeProcess {
         self.status
     }
 
-    /// Kills the process (if it still runs) and reaps it: no orphan, no zombie.
+    /// Kills the node's whole process group (the node and whatever it started) and reaps
+    /// the node: no orphan, no zombie.
     pub fn kill(&mut self) {
-        if self.poll_exit().is_none() {
+        if !self.group_killed {
+            self.group_killed = true;
+            kill_group(self.child.id());
+        }
+        if self.status.is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();
             tracing::info!(node = %self.name, "stopped a node");
@@ -151,6 +167,15 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// SIGKILL to process group `group` (a node is the leader of its own group).
+fn kill_group(group: u32) {
+    let Ok(group) = i32::try_from(group) else { return };
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
     }
 }
 
@@ -167,7 +192,7 @@ fn forward(
     tail: OutputTail,
     sink: Option<OutputHandler>,
     tf_logs: bool,
-    read_to_end: std::sync::mpsc::Sender<()>,
+    done: std::sync::mpsc::Sender<()>,
 ) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -180,7 +205,7 @@ fn forward(
             }
             tail.push(line);
         }
-        let _ = read_to_end.send(());
+        let _ = done.send(());
     });
 }
 

@@ -31,6 +31,15 @@ pub const FAILED: u8 = 9;
 pub const OUTPUT_SCHEMA: u8 = 10;
 /// Node -> coordinator: something to report, `{event, ...}`.
 pub const NOTICE: u8 = 11;
+/// Node -> coordinator: where its restored checkpoint had trained to, `{attempt, epoch, rows,
+/// step}`, or `{}` without a checkpoint; sent before it reads its first row.
+pub const POSITION: u8 = 12;
+/// Feed -> node, first frame of the feed: `{start_epoch}`, the epoch the input starts at.
+pub const REPLAY: u8 = 13;
+/// Node -> its process's feed listener: `{token, node_type, index}`.
+pub const FEED_HELLO: u8 = 14;
+/// Coordinator -> node: send your Python stack (a `stack` notice); the node seems frozen.
+pub const STACK: u8 = 15;
 
 /// Frames bigger than this are refused: a garbage length must not allocate gigabytes.
 const MAX_FRAME: u32 = 1 << 30;

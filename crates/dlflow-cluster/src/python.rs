@@ -18,6 +18,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("context.py", include_str!("../../../python/dlflow/context.py")),
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
     ("writer.py", include_str!("../../../python/dlflow/writer.py")),
+    ("checkpoint.py", include_str!("../../../python/dlflow/checkpoint.py")),
     ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
     ("keras_file.py", include_str!("../../../python/dlflow/keras_file.py")),
     ("training_data.py", include_str!("../../../python/dlflow/training_data.py")),
@@ -62,8 +63,36 @@ pub fn package_root() -> Result<PathBuf> {
     let root = dlflow_tf::library::dlflow_home().join("python").join(format!("{:016x}", hasher.finish()));
     if !root.join("dlflow/.complete").is_file() {
         write_package(&root)?;
+        prune_old_versions(&root);
+    } else {
+        // In use: marks this version as recent, so that pruning keeps it.
+        let _ = std::fs::File::options().append(true).open(root.join("dlflow/.complete")).and_then(|f| f.set_modified(std::time::SystemTime::now()));
     }
     Ok(root)
+}
+
+/// How long an unused version of the package stays: a job of an older dlflow binary that is
+/// still running keeps using its own.
+const OLD_VERSION_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the copies of other versions of the package not used for a day, so that upgrades
+/// do not pile up copies in the dlflow home.
+fn prune_old_versions(current: &Path) {
+    let Some(parent) = current.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == current || entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let unused_for = std::fs::metadata(path.join("dlflow/.complete"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok());
+        if unused_for.is_some_and(|age| age > OLD_VERSION_AGE) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// Writes the package next to `root` and renames it into place, so that concurrent jobs never

@@ -48,11 +48,13 @@ fn rows_reach_each_worker_epoch_by_epoch_and_results_come_back() {
         Field::new("rows", DataType::Int64, true),
         Field::new("total", DataType::Float64, true),
     ]));
-    let io = JobIo { input_schema: Some(input.clone()), output_schema: Some(output), epochs: Some(2), attempt: 0 };
+    let io = JobIo { input_schema: Some(input.clone()), output_schema: Some(output), epochs: Some(2), ..JobIo::default() };
     let stop = AtomicBool::new(false);
     let cluster = Cluster::start(&config, &io, &stop).expect("start");
     let feeds = cluster.feeds();
     assert_eq!(feeds.len(), 2);
+    // The first frame of every feed: where the input starts (no replay here).
+    feeds.iter().for_each(|f| f.start_at(0, None).expect("start"));
     for epoch in 0..2u64 {
         for (k, feed) in feeds.iter().enumerate() {
             let values: Vec<f64> = (0..10).map(|i| (i + 100 * k) as f64).collect();

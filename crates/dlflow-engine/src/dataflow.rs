@@ -13,9 +13,10 @@ use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
+use crate::positions::{self, PositionLog, Replay};
 use crate::{
-    ArrowBatch, BatchIter, Dealer, EngineConfig, EngineError, EngineReport, EpochReport, PartitionSource, Progress,
-    ShuffledRows, WorkerSink,
+    ArrowBatch, BatchIter, Dealer, EngineConfig, EngineError, EngineReport, EpochReport, PartitionSource, Placement,
+    Progress, RunOptions, ShuffledRows, WorkerSink,
 };
 
 /// How long a source waits before looking again when the nodes are busy.
@@ -28,8 +29,12 @@ struct Shared {
     /// Cloned into every engine worker: the clones share one count of the rows dealt.
     dealer: Dealer,
     source: Arc<dyn PartitionSource>,
-    sinks: Vec<Arc<dyn WorkerSink>>,
+    /// One per ML worker of the job; `None` for the workers other processes feed.
+    sinks: Vec<Option<Arc<dyn WorkerSink>>>,
     config: EngineConfig,
+    placement: Placement,
+    replay: Replay,
+    log: Option<Arc<PositionLog>>,
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
     error: Mutex<Option<String>>,
@@ -42,9 +47,18 @@ impl Shared {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    /// Whether sources should wait: some live node has a full queue.
+    /// Whether sources should wait: some live node of this process has a full queue.
     fn busy(&self) -> bool {
-        self.sinks.iter().any(|s| !s.is_closed() && s.backlog() >= self.config.max_backlog)
+        self.sinks.iter().flatten().any(|s| !s.is_closed() && s.backlog() >= self.config.max_backlog)
+    }
+
+    /// Whether no worker takes rows any more (never, while other processes feed some).
+    fn all_closed(&self) -> bool {
+        self.sinks.iter().all(|s| s.as_ref().is_some_and(|s| s.is_closed()))
+    }
+
+    fn sink(&self, k: usize) -> Option<&Arc<dyn WorkerSink>> {
+        self.sinks[k].as_ref()
     }
 }
 
@@ -59,6 +73,22 @@ pub fn run(
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
 ) -> Result<EngineReport, EngineError> {
+    run_with(source, sinks.into_iter().map(Some).collect(), config, progress, stop, RunOptions::default())
+}
+
+/// [`run`] as one process of several, or from a replay position: `sinks` has one entry per ML
+/// worker of the job, `None` for the workers that other processes feed ([`Placement`]).
+///
+/// With [`RunOptions::mesh`], every process of the job calls this with the same source, config
+/// and replay; timely's exchange carries the rows between them as Arrow IPC.
+pub fn run_with(
+    source: Arc<dyn PartitionSource>,
+    sinks: Vec<Option<Arc<dyn WorkerSink>>>,
+    config: EngineConfig,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    options: RunOptions,
+) -> Result<EngineReport, EngineError> {
     let config = EngineConfig { threads: config.threads.max(1), epochs: config.epochs.max(1), ..config };
     // A shuffled source has cut the shares itself: one partition per ML worker.
     let (source, dealer) = match config.shuffle {
@@ -68,29 +98,66 @@ pub fn run(
         ),
         None => (source, Dealer::even(sinks.len())),
     };
+    let (process, processes) = options.mesh.as_ref().map_or((0, 1), |m| (m.process, m.sockets.len()));
+    let placement = Placement { processes, threads: config.threads };
     let shared = Arc::new(Shared {
         dealer,
         source,
         sinks,
         config,
+        placement,
+        replay: options.replay,
+        log: options.log,
         progress,
         stop,
         error: Mutex::new(None),
         epochs: Mutex::new(BTreeMap::new()),
     });
-    let guards = timely::execute(timely::Config::process(config.threads), {
+    let logic = {
         let shared = shared.clone();
-        move |worker| build(worker, &shared)
-    })
-    .map_err(EngineError::Runtime)?;
-    for result in guards.join() {
-        result.map_err(|e| EngineError::Runtime(format!("an engine worker stopped: {e}")))?;
+        move |worker: &mut timely::worker::Worker| build(worker, &shared)
+    };
+    // A process of the job going away panics timely's network threads and, through them,
+    // the workers: that is an error of this run, not of the caller's thread.
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<Result<(), String>>, EngineError> {
+        let guards = match options.mesh {
+            None => timely::execute(timely::Config::process(config.threads), logic).map_err(EngineError::Runtime)?,
+            Some(mesh) => {
+                let (builders, network) = crate::network::timely_allocators(mesh.sockets, process, config.threads)?;
+                timely::execute::execute_from(builders, network, timely::WorkerConfig::default(), logic)
+                    .map_err(EngineError::Runtime)?
+            }
+        };
+        Ok(guards.join())
+    }));
+    let results = match joined {
+        Ok(results) => results?,
+        Err(panic) => {
+            return Err(EngineError::Network(format!("the connection to another process broke ({})", panic_text(&*panic))));
+        }
+    };
+    for result in results {
+        result.map_err(|e| {
+            if processes > 1 {
+                EngineError::Network(format!("the connection to another process broke (an engine worker stopped: {e})"))
+            } else {
+                EngineError::Runtime(format!("an engine worker stopped: {e}"))
+            }
+        })?;
     }
     if let Some(error) = shared.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(EngineError::Source(error));
     }
     let epochs = std::mem::take(&mut *shared.epochs.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(EngineReport { epochs: epochs.into_values().collect() })
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn build(worker: &mut timely::worker::Worker, shared: &Arc<Shared>) {
@@ -102,10 +169,17 @@ fn build(worker: &mut timely::worker::Worker, shared: &Arc<Shared>) {
             let activator = scope.activator_for(info.address);
             let mut reader = PartitionReader::new(shared.clone(), index, peers);
             let probe = probe.clone();
+            let mut capability = capability;
+            // A replay starts at the epoch of the restored checkpoint.
+            capability.downgrade(&reader.epoch);
             let mut capability = Some(capability);
             move |output| {
                 let Some(cap) = capability.as_mut() else { return };
-                if reader.shared.stop.load(Ordering::SeqCst) || reader.shared.sinks.iter().all(|s| s.is_closed()) {
+                if *cap.time() >= reader.shared.config.epochs {
+                    capability = None;
+                    return;
+                }
+                if reader.shared.stop.load(Ordering::SeqCst) || reader.shared.all_closed() {
                     capability = None;
                     return;
                 }
@@ -144,10 +218,11 @@ fn build(worker: &mut timely::worker::Worker, shared: &Arc<Shared>) {
 
         let counts = dealt.clone().map(|(k, batch): Dealt| (k, batch.0.num_rows() as u64)).broadcast();
         let mut feed = Feed::new(shared.clone(), index, peers);
+        let placement = shared.placement;
         dealt
             .binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
                 counts,
-                Exchange::new(|(k, _): &Dealt| *k as u64),
+                Exchange::new(move |(k, _): &Dealt| placement.engine_worker(*k) as u64),
                 Pipeline,
                 "FeedWorkers",
                 move |_capability, _info| {
@@ -190,6 +265,9 @@ struct PartitionReader {
     partition: usize,
     epoch: u64,
     current: Option<BatchIter>,
+    /// The partition being read, and the offset of its next row.
+    partition: usize,
+    offset: u64,
     dealer: Dealer,
 }
 
@@ -197,7 +275,8 @@ impl PartitionReader {
     fn new(shared: Arc<Shared>, index: usize, peers: usize) -> Self {
         let mine = (index..shared.source.partitions()).step_by(peers).collect();
         let dealer = shared.dealer.clone();
-        PartitionReader { shared, mine, next: 0, partition: 0, epoch: 0, current: None, dealer }
+        let epoch = shared.replay.start_epoch;
+        PartitionReader { shared, mine, next: 0, epoch, current: None, partition: 0, offset: 0, dealer }
     }
 
     fn start_epoch(&mut self, epoch: u64) {
@@ -231,6 +310,19 @@ impl PartitionReader {
                 match batches.next() {
                     Some(Ok(batch)) if batch.num_rows() == 0 => continue,
                     Some(Ok(batch)) => {
+                        // Every row carries its position, so the feed can log what it feeds and a
+                        // replay can skip what a checkpoint already holds.
+                        let tagged = positions::with_positions(&batch, self.partition, self.offset);
+                        self.offset += batch.num_rows() as u64;
+                        let tagged = match self.shared.replay.skipped(self.epoch, self.partition) {
+                            Some(skip) => tagged.and_then(|b| positions::without_skipped(b, skip)),
+                            None => tagged,
+                        };
+                        let batch = match tagged {
+                            Ok(batch) if batch.num_rows() == 0 => continue,
+                            Ok(batch) => batch,
+                            Err(error) => return Next::Failed(error),
+                        };
                         self.shared.progress.rows_read.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                         return Next::Batch(batch);
                     }
@@ -240,9 +332,13 @@ impl PartitionReader {
             }
             let Some(&partition) = self.mine.get(self.next) else { return Next::EpochDone };
             self.next += 1;
-            self.partition = partition;
-            match self.shared.source.open(partition, self.epoch) {
-                Ok(batches) => self.current = Some(batches),
+            // A replay starts each partition at its first row not yet trained on.
+            let from = self.shared.replay.skipped(self.epoch, partition).map_or(0, |skip| skip.first_gap());
+            match self.shared.source.open_at(partition, self.epoch, from) {
+                Ok(batches) => {
+                    self.current = Some(batches);
+                    (self.partition, self.offset) = (partition, from);
+                }
                 Err(error) => return Next::Failed(error),
             }
         }
@@ -266,8 +362,10 @@ struct Feed {
 
 impl Feed {
     fn new(shared: Arc<Shared>, index: usize, peers: usize) -> Self {
-        let owned = (index..shared.sinks.len()).step_by(peers).collect();
-        let lag = u64::from(shared.config.equal_shards);
+        let owned = (0..shared.sinks.len()).filter(|&k| shared.placement.engine_worker(k) == index).collect();
+        // Each process's dealer keeps shares within one row: within one per process overall.
+        let lag = if shared.config.equal_shards { shared.placement.processes as u64 } else { 0 };
+        let next_epoch = shared.replay.start_epoch;
         Feed {
             shared,
             index,
@@ -276,7 +374,7 @@ impl Feed {
             held: BTreeMap::new(),
             sent: BTreeMap::new(),
             counts: BTreeMap::new(),
-            next_epoch: 0,
+            next_epoch,
             ended: false,
         }
     }
@@ -303,7 +401,9 @@ impl Feed {
         } else if !self.ended && complete(self.shared.config.epochs - 1) {
             self.ended = true;
             for &k in &self.owned {
-                let _ = self.shared.sinks[k].end_input();
+                if let Some(sink) = self.shared.sink(k) {
+                    let _ = sink.end_input();
+                }
             }
         }
     }
@@ -331,8 +431,18 @@ impl Feed {
             tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, "epoch started: first rows to a worker");
         }
         *self.sent.entry((epoch, k)).or_default() += batch.num_rows() as u64;
+        let (batch, positions) = positions::split_positions(batch);
+        // Logged before the rows leave: a checkpoint can only cover rows the log names.
+        if let (Some(log), Some(positions)) = (&self.shared.log, &positions) {
+            if let Err(error) = log.record_fed(epoch, k, positions) {
+                self.shared.fail(format!("writing the position log {}: {error}", log.path().display()));
+                return;
+            }
+        }
         // A closed sink is a node that finished or failed: the cluster reports it, not us.
-        let _ = self.shared.sinks[k].send(batch);
+        if let Some(sink) = self.shared.sink(k) {
+            let _ = sink.send(batch);
+        }
     }
 
     fn close_epoch(&mut self, epoch: u64) {
@@ -354,9 +464,26 @@ impl Feed {
                 dropped += rows - take;
             }
             let sent = self.sent.remove(&(epoch, k)).unwrap_or(0);
-            let _ = self.shared.sinks[k].end_epoch(epoch, sent, dropped);
-            tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, rows = sent, dropped, "epoch ended: rows dealt to a worker");
+            if let Some(sink) = self.shared.sink(k) {
+                let _ = sink.end_epoch(epoch, sent, dropped);
+                tracing::info!(epoch = epoch + 1, worker = k, engine_worker = self.index, rows = sent, dropped, "epoch ended: rows dealt to a worker");
+            }
             report.push((k, sent, dropped));
+        }
+        if let Some(log) = &self.shared.log {
+            if let Err(error) = log.sync() {
+                self.shared.fail(format!("syncing the position log {}: {error}", log.path().display()));
+            }
+        }
+        // The first engine worker also reports the workers other processes feed: every
+        // process has every worker's counts (they are broadcast), and the trim is the same.
+        if self.index == 0 && self.shared.placement.processes > 1 {
+            for (k, &total) in totals.iter().enumerate() {
+                if self.shared.sink(k).is_none() {
+                    let fed = total.min(share);
+                    report.push((k, fed, total - fed));
+                }
+            }
         }
         if dropped_any(&report) {
             tracing::info!(epoch = epoch + 1, ?report, "trimmed rows so that every worker takes the same number of steps");
@@ -372,7 +499,7 @@ impl Feed {
             entry.rows[k] = sent;
             entry.dropped[k] = dropped;
         }
-        if self.index == 0 {
+        if self.index == self.shared.placement.first_engine_worker_here(self.index) {
             self.shared.progress.epochs_completed.fetch_add(1, Ordering::SeqCst);
         }
     }

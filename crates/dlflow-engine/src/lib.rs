@@ -54,15 +54,21 @@
 mod batch;
 mod dataflow;
 mod dealer;
+pub mod network;
+pub mod positions;
 mod shuffle;
 
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use arrow::array::RecordBatch;
 
 pub use batch::ArrowBatch;
-pub use dataflow::run;
+pub use dataflow::{run, run_with};
 pub use dealer::Dealer;
+pub use network::{Endpoint, Hosts};
+pub use positions::{PositionLog, Replay, WorkerPosition};
 pub use shuffle::{ShuffledRows, epoch_order};
 
 /// The batches of one partition, pulled one at a time.
@@ -77,6 +83,91 @@ pub trait PartitionSource: Send + Sync + 'static {
     /// All partitions of one epoch are opened before any of the next (an epoch starts when
     /// the previous one is complete), so a source may keep one plan instance per epoch.
     fn open(&self, partition: usize, epoch: u64) -> Result<BatchIter, String>;
+
+    /// Starts reading partition `partition` for epoch `epoch` at row `offset` (a replay).
+    ///
+    /// The default re-reads the partition and skips `offset` rows, right for files and
+    /// generated tables; a source that can seek (a stream at an offset) overrides it.
+    fn open_at(&self, partition: usize, epoch: u64, offset: u64) -> Result<BatchIter, String> {
+        Ok(skip_rows(self.open(partition, epoch)?, offset))
+    }
+}
+
+/// The batches of `batches` without their first `rows` rows.
+pub fn skip_rows(batches: BatchIter, rows: u64) -> BatchIter {
+    if rows == 0 {
+        return batches;
+    }
+    let mut left = rows;
+    Box::new(batches.filter_map(move |batch| match batch {
+        Ok(batch) if left > 0 => {
+            let n = batch.num_rows() as u64;
+            let skip = left.min(n);
+            left -= skip;
+            (skip < n).then(|| Ok(batch.slice(skip as usize, (n - skip) as usize)))
+        }
+        other => Some(other),
+    }))
+}
+
+/// Where each ML worker is fed from when a job runs as several processes.
+///
+/// ML worker `k` runs on process `k % processes` (its node is started there and fed from
+/// there), and its rows are handed to it by engine thread `(k / processes) % threads` of that
+/// process. With one process this is engine thread `k % threads`.
+///
+/// ```
+/// use dlflow_engine::Placement;
+/// let placement = Placement { processes: 2, threads: 2 };
+/// assert_eq!((0..4).map(|k| placement.process(k)).collect::<Vec<_>>(), [0, 1, 0, 1]);
+/// assert_eq!((0..4).map(|k| placement.engine_worker(k)).collect::<Vec<_>>(), [0, 2, 1, 3]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// Processes in the job.
+    pub processes: usize,
+    /// Engine threads per process.
+    pub threads: usize,
+}
+
+impl Placement {
+    /// The process that hosts and feeds ML worker `k`.
+    pub fn process(&self, k: usize) -> usize {
+        k % self.processes.max(1)
+    }
+
+    /// The engine worker (timely's global index) that feeds ML worker `k`.
+    pub fn engine_worker(&self, k: usize) -> usize {
+        let processes = self.processes.max(1);
+        let threads = self.threads.max(1);
+        (k % processes) * threads + (k / processes) % threads
+    }
+
+    /// The first engine worker of the process that engine worker `index` belongs to.
+    pub fn first_engine_worker_here(&self, index: usize) -> usize {
+        let threads = self.threads.max(1);
+        index / threads * threads
+    }
+}
+
+/// This process's connections to the other processes of the job, from [`Endpoint::mesh`].
+#[derive(Debug)]
+pub struct Mesh {
+    /// This process's index.
+    pub process: usize,
+    /// One socket per process, `None` at this process's own place.
+    pub sockets: Vec<Option<TcpStream>>,
+}
+
+/// What [`run_with`] adds to [`run`]: the other processes, and where the run starts.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// The other processes of the job; `None` for a job of one process.
+    pub mesh: Option<Mesh>,
+    /// Where to start: the epoch, and rows already trained on (a restarted job).
+    pub replay: Replay,
+    /// Where to log the positions of fed rows; `None`: not logged (no replay possible).
+    pub log: Option<Arc<PositionLog>>,
 }
 
 /// An ML worker's input, as the engine sees it.
@@ -164,4 +255,7 @@ pub enum EngineError {
     /// Timely could not start or a worker thread panicked.
     #[error("engine: {0}")]
     Runtime(String),
+    /// The processes of a job could not connect, or lost each other.
+    #[error("{0}")]
+    Network(String),
 }

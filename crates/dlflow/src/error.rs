@@ -66,6 +66,18 @@ impl fmt::Display for Error {
 
 /// DataFusion wraps errors raised inside a query (a model's, a source's) in layers of
 /// context; the innermost one is what the user needs to read.
+impl Error {
+    /// Whether a restart of the cluster from its checkpoints may get past this error (a node
+    /// raised, died, hung or froze, or a process of the job went away).
+    pub fn is_node_failure(&self) -> bool {
+        match self {
+            Error::Cluster(e) => e.is_node_failure(),
+            Error::Engine(dlflow_engine::EngineError::Network(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 fn describe_datafusion(error: &DataFusionError) -> String {
     match error.find_root() {
         DataFusionError::External(inner) => inner.to_string(),

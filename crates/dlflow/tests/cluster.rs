@@ -15,8 +15,9 @@ fn entry(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/entries").join(file)
 }
 
+/// No restarts: these tests are about how a failure is reported (recovery.rs restarts).
 fn cluster(file: &str, function: &str, workers: usize) -> TfClusterConfigBuilder {
-    TfClusterConfig::builder().worker_count(workers).node_entry(entry(file), function).quiet(true)
+    TfClusterConfig::builder().worker_count(workers).node_entry(entry(file), function).max_failures(0).quiet(true)
 }
 
 fn gone(pid: u32) -> bool {

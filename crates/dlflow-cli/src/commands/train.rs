@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! epochs = 4
+//! max_failures = 3         # restarts after a node fails (default 3)
+//! checkpoint_every = "1 epoch"   # or "100 steps": how often TFContext.checkpoint saves
 //!
 //! [input]                  # one of: sql, file; none for an entry that reads its own data
 //! sql = "SELECT x, 2 * x + 1 AS y FROM points"
@@ -22,16 +24,22 @@
 //! Flags override the file. At the end, the loss curve of the chief's TensorBoard events (the
 //! `tensorboard_dir` property, by default `<model_dir>.tensorboard`) is drawn, and written as
 //! `<model_dir>.loss.svg`.
+//!
+//! Several processes (and hosts): start the same command on each, with `--hosts FILE` (one
+//! `HOST:PORT` per process) and `--process I`; process 0 coordinates and prints the report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use dlflow::{Environment, Job, Python, Table, TfClusterConfig, Timeouts};
+use dlflow::{CheckpointEvery, Environment, Job, Python, Recovery, Table, TfClusterConfig, Timeouts};
 use serde::Deserialize;
 
 use crate::progress::EpochProgress;
+
+/// The exit code after Ctrl-C (128 + SIGINT), as shells report it.
+const INTERRUPTED: i32 = 130;
 
 /// Arguments of `dlflow train`.
 #[derive(Args)]
@@ -78,6 +86,27 @@ pub struct TrainArgs {
     /// Seconds without a heartbeat after which a node counts as hung.
     #[arg(long)]
     heartbeat_timeout: Option<f64>,
+    /// Seconds a worker may take no rows while rows wait for it before it counts as frozen.
+    #[arg(long)]
+    progress_timeout: Option<f64>,
+    /// Restarts of the cluster after node failures before the job fails (default 3).
+    #[arg(long)]
+    max_failures: Option<u32>,
+    /// How often the nodes' checkpoints are saved: "100 steps" or "1 epoch" (default).
+    #[arg(long)]
+    checkpoint_every: Option<String>,
+    /// The hostfile of a job on several processes: one HOST:PORT per process.
+    #[arg(long, requires = "process")]
+    hosts: Option<PathBuf>,
+    /// This process's index in the hostfile (0 coordinates).
+    #[arg(long, requires = "hosts")]
+    process: Option<usize>,
+    /// Seconds the processes of a job wait for each other at start (default 60).
+    #[arg(long)]
+    connect_timeout: Option<f64>,
+    /// Continue the last run of this job (its processes died) from its checkpoints.
+    #[arg(long, requires = "job")]
+    resume: bool,
 }
 
 /// The TOML job file.
@@ -85,6 +114,8 @@ pub struct TrainArgs {
 #[serde(deny_unknown_fields)]
 struct JobFile {
     epochs: Option<u64>,
+    max_failures: Option<u32>,
+    checkpoint_every: Option<String>,
     #[serde(default)]
     input: InputSection,
     #[serde(default)]
@@ -117,6 +148,7 @@ struct ClusterSection {
     #[serde(default)]
     env: BTreeMap<String, String>,
     heartbeat_timeout: Option<f64>,
+    progress_timeout: Option<f64>,
 }
 
 pub(crate) fn parse_entry(value: &str) -> Result<(PathBuf, String), String> {
@@ -136,10 +168,14 @@ fn parse_pair(value: &str) -> Result<(String, String), String> {
 impl TrainArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
-        let (file, base) = match &self.job {
-            Some(path) => (read_job_file(path)?, path.parent().map(Path::to_path_buf).unwrap_or_default()),
-            None => (JobFile::default(), PathBuf::new()),
+        let (file, base, job_text) = match &self.job {
+            Some(path) => {
+                let (file, text) = read_job_file(path)?;
+                (file, path.parent().map(Path::to_path_buf).unwrap_or_default(), text)
+            }
+            None => (JobFile::default(), PathBuf::new(), String::new()),
         };
+        let hosts = self.hosts.as_deref().map(dlflow::Hosts::read).transpose()?;
         let env = Environment::new();
         for (name, path) in &file.input.tables {
             env.register_file(name, base.join(path)).await?;
@@ -157,16 +193,51 @@ impl TrainArgs {
 
         let progress = EpochProgress::start(input.is_some().then_some(epochs), config.worker_count());
         let config = config.with_output_handler(progress.printer());
-        let job = match &input {
+        let mut job = match &input {
             Some(table) => Job::train(table, &config, epochs),
             None => Job::without_input(&config),
         };
-        let report = job.on_notice(progress.notice_handler()).run().await;
+        job = job.on_notice(progress.notice_handler()).on_restart(progress.restart_handler());
+        if let Some(path) = &self.job {
+            // A job file's runs keep their state (checkpoints, positions) until they succeed,
+            // so that `--resume` can continue one whose processes all died.
+            let process = self.process.unwrap_or(0);
+            let id = job_id(path, &job_text, self.hosts.as_deref());
+            let state = dlflow::layers::dlflow_tf::library::dlflow_home().join("jobs").join(format!("{id}-p{process}"));
+            if !self.resume && state.join("attempt").is_file() {
+                progress.say(format!(
+                    "note: starting over; an earlier run of this job left its state in {} (--resume continues it)",
+                    state.display()
+                ));
+            }
+            job = job.state_dir(state).resume(self.resume);
+            if let (Some(hosts), Some(process)) = (hosts, self.process) {
+                job = job.on_hosts(hosts, process, id);
+            }
+        }
+        if let Some(seconds) = self.connect_timeout {
+            job = job.connect_timeout(seconds_flag("connect timeout", seconds)?);
+        }
+        // Ctrl-C: dlflow stops its nodes and removes its temp files itself, then exits 130.
+        let cancel = job.cancel_flag();
+        let mut running = std::pin::pin!(job.run());
+        let report = tokio::select! {
+            report = &mut running => report,
+            _ = tokio::signal::ctrl_c() => {
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = running.await;
+                progress.finish();
+                eprintln!("interrupted: every node stopped");
+                std::process::exit(INTERRUPTED);
+            }
+        };
         progress.finish();
         let report = report?;
-        eprint!("{report}");
-        if let Some((events, svg)) = loss_curve_files(&config) {
-            super::show_loss_curve(&events, &svg);
+        if self.process.unwrap_or(0) == 0 {
+            eprint!("{report}");
+            if let Some((events, svg)) = loss_curve_files(&config) {
+                super::show_loss_curve(&events, &svg);
+            }
         }
         Ok(())
     }
@@ -182,7 +253,15 @@ impl TrainArgs {
                 ));
             }
         };
+        let mut recovery = Recovery::default();
+        if let Some(max_failures) = self.max_failures.or(file.max_failures) {
+            recovery.max_failures = max_failures;
+        }
+        if let Some(every) = self.checkpoint_every.as_deref().or(file.checkpoint_every.as_deref()) {
+            recovery.checkpoint_every = CheckpointEvery::parse(every).map_err(dlflow::Error::Invalid)?;
+        }
         let mut builder = TfClusterConfig::builder()
+            .recovery(recovery)
             .worker_count(self.workers.or(cluster.workers).unwrap_or(1))
             .ps_count(self.ps.or(cluster.ps).unwrap_or(0))
             .node_entry(entry_file, function);
@@ -211,13 +290,14 @@ impl TrainArgs {
         for (key, value) in cluster.env.into_iter().chain(self.env.iter().cloned()) {
             builder = builder.env(key, value);
         }
+        let mut timeouts = Timeouts::default();
         if let Some(seconds) = self.heartbeat_timeout.or(cluster.heartbeat_timeout) {
-            if !(seconds > 0.0 && seconds.is_finite()) {
-                return Err(dlflow::Error::Invalid(format!("heartbeat timeout {seconds}: expected a positive number of seconds")));
-            }
-            builder = builder.timeouts(Timeouts { heartbeat: Duration::from_secs_f64(seconds), ..Timeouts::default() });
+            timeouts.heartbeat = seconds_flag("heartbeat timeout", seconds)?;
         }
-        Ok(builder.build()?)
+        if let Some(seconds) = self.progress_timeout.or(cluster.progress_timeout) {
+            timeouts.progress = seconds_flag("progress timeout", seconds)?;
+        }
+        Ok(builder.timeouts(timeouts).build()?)
     }
 }
 
@@ -234,9 +314,32 @@ fn loss_curve_files(config: &TfClusterConfig) -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-fn read_job_file(path: &Path) -> dlflow::Result<JobFile> {
+fn read_job_file(path: &Path) -> dlflow::Result<(JobFile, String)> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| dlflow::Error::Invalid(format!("cannot read the job file {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| dlflow::Error::Invalid(format!("job file {}: {e}", path.display())))
+    let file = toml::from_str(&text).map_err(|e| dlflow::Error::Invalid(format!("job file {}: {e}", path.display())))?;
+    Ok((file, text))
+}
+
+fn seconds_flag(what: &str, seconds: f64) -> dlflow::Result<Duration> {
+    if seconds > 0.0 && seconds.is_finite() {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(dlflow::Error::Invalid(format!("{what} {seconds}: expected a positive number of seconds")))
+    }
+}
+
+/// The job's id: the same on every process of one job (the job file's name and text, and the
+/// hostfile's text), different for another job, so that processes of another job are refused.
+fn job_id(path: &Path, text: &str, hosts: Option<&Path>) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    if let Some(hosts) = hosts {
+        std::fs::read_to_string(hosts).unwrap_or_default().hash(&mut hasher);
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "job".into());
+    let stem: String = stem.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("{stem}-{:016x}", hasher.finish())
 }
 

@@ -6,28 +6,32 @@
 //! thread; the async API waits for it, and dropping the future cancels it (every node is
 //! stopped, nothing is left running).
 
+mod distributed;
 mod output;
 mod report;
 mod sink;
 mod source;
+mod state;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use dlflow_cluster::{Cluster, ClusterError, JobIo, NodeEvent, NodeName, TfClusterConfig};
-use dlflow_engine::{EngineConfig, PartitionSource, Progress, WorkerSink};
+use dlflow_cluster::{Cluster, ClusterError, ClusterReport, JobIo, NodeEvent, NodeName, TfClusterConfig};
+use dlflow_engine::{EngineConfig, EngineReport, PartitionSource, PositionLog, Progress, Replay, RunOptions, WorkerPosition, WorkerSink};
 use serde_json::Value;
 
 use crate::Table;
 use crate::error::{Error, Result};
 
 pub use output::inference;
-pub use report::JobReport;
+pub use report::{JobReport, Restart};
 use sink::FeedSink;
 use source::TablePartitions;
+use state::State;
 
 /// How long the engine may take to wind down once the nodes have ended.
 const ENGINE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -62,7 +66,9 @@ pub async fn train_without_input(config: &TfClusterConfig) -> Result<JobReport> 
 
 /// A job, set up and not yet started: [`run`](Self::run) starts it.
 ///
-/// Use it instead of [`train`] to watch [`progress`](Self::progress) or receive notices.
+/// Use it instead of [`train`] to watch [`progress`](Self::progress), receive notices and
+/// restarts, keep its state for a later [`resume`](Self::resume), or run it as one process
+/// of several ([`on_hosts`](Self::on_hosts)).
 pub struct Job {
     config: TfClusterConfig,
     input: Option<Table>,
@@ -71,7 +77,15 @@ pub struct Job {
     progress: Arc<Progress>,
     on_notice: Option<NoticeHandler>,
     shuffle: Option<u64>,
+    on_restart: Option<RestartHandler>,
+    state_dir: Option<PathBuf>,
+    resume: bool,
+    hosts: Option<distributed::Processes>,
+    stop: Arc<AtomicBool>,
 }
+
+/// Called when the cluster restarts after a failure: the new attempt and its cause.
+pub type RestartHandler = Arc<dyn Fn(u32, &str) + Send + Sync>;
 
 impl Job {
     /// A training job over `table` (see [`train`]).
@@ -89,6 +103,11 @@ impl Job {
             progress: Arc::new(Progress::default()),
             on_notice: None,
             shuffle: None,
+            on_restart: None,
+            state_dir: None,
+            resume: false,
+            hosts: None,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -111,6 +130,49 @@ impl Job {
     pub fn on_notice(mut self, handler: impl Fn(NodeName, &Value) + Send + Sync + 'static) -> Job {
         self.on_notice = Some(Arc::new(handler));
         self
+    }
+
+    /// Calls `handler` with the new attempt and the cause each time the cluster restarts.
+    pub fn on_restart(mut self, handler: impl Fn(u32, &str) + Send + Sync + 'static) -> Job {
+        self.on_restart = Some(Arc::new(handler));
+        self
+    }
+
+    /// Keeps the job's state (position log, checkpoints) in `dir`, kept when the job fails so
+    /// that [`resume`](Self::resume) can continue it, removed when it succeeds. Without it the
+    /// state is in a fresh folder under the dlflow home, removed on every end.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Job {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Continues the run whose state is in [`state_dir`](Self::state_dir) (its processes all
+    /// died: a power cut, a kill) from its last checkpoints and input positions.
+    pub fn resume(mut self, resume: bool) -> Job {
+        self.resume = resume;
+        self
+    }
+
+    /// Runs this job as process `process` of the processes in `hosts` (one `HOST:PORT` each,
+    /// timely's hostfile). Every process runs the same job; process 0 coordinates. `job_id`
+    /// must be the same on every process: connections from another job are refused.
+    pub fn on_hosts(mut self, hosts: dlflow_engine::Hosts, process: usize, job_id: impl Into<String>) -> Job {
+        self.hosts = Some(distributed::Processes { hosts, process, job_id: job_id.into(), connect_timeout: None });
+        self
+    }
+
+    /// How long processes wait for each other at start (default 60 s).
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Job {
+        if let Some(hosts) = &mut self.hosts {
+            hosts.connect_timeout = Some(timeout);
+        }
+        self
+    }
+
+    /// A flag that cancels the job when set (what dropping the [`run`](Self::run) future does);
+    /// `run` then stops every node and returns [`Error::Cluster`] with a cancel.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     /// Runs the job to its end.
@@ -139,6 +201,11 @@ impl Job {
             progress: Arc::new(Progress::default()),
             on_notice: self.on_notice.clone(),
             shuffle: self.shuffle,
+            on_restart: self.on_restart.clone(),
+            state_dir: self.state_dir.clone(),
+            resume: self.resume,
+            hosts: self.hosts.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -159,6 +226,9 @@ impl Job {
                 table.check_input_types(declared)?;
             }
             check_feedable(&table.schema())?;
+        }
+        if self.hosts.is_some() && self.output_schema.is_some() {
+            return Err(Error::Invalid("node inference with an output table runs in one process; train runs on several".into()));
         }
         Ok(())
     }
@@ -187,7 +257,11 @@ impl Job {
             source,
             progress: self.progress,
             on_notice: self.on_notice,
-            stop: Arc::new(AtomicBool::new(false)),
+            on_restart: self.on_restart,
+            state_dir: self.state_dir,
+            resume: self.resume,
+            hosts: self.hosts,
+            stop: self.stop,
             shuffle: self.shuffle,
         })
     }
@@ -200,83 +274,354 @@ struct Prepared {
     source: Option<Arc<TablePartitions>>,
     progress: Arc<Progress>,
     on_notice: Option<NoticeHandler>,
+    on_restart: Option<RestartHandler>,
+    state_dir: Option<PathBuf>,
+    resume: bool,
+    hosts: Option<distributed::Processes>,
     stop: Arc<AtomicBool>,
     shuffle: Option<u64>,
 }
 
 impl Prepared {
-    /// Starts the nodes, feeds them, watches them; `on_rows` gets the rows nodes write back.
+    /// Runs attempts until one succeeds, a failure is not a node's, or the restarts are used
+    /// up; `on_rows` gets the rows nodes write back.
     ///
     /// Blocking. Every path ends with every node stopped and the engine wound down.
     fn run(self, mut on_rows: impl FnMut(RecordBatch) -> Result<(), String>) -> Result<JobReport> {
         let started = Instant::now();
-        let cluster = Cluster::start(&self.config, &self.io, &self.stop)?;
-        let engine = self.source.clone().map(|source| {
-            let sinks: Vec<Arc<dyn WorkerSink>> =
-                cluster.feeds().into_iter().map(|feed| Arc::new(FeedSink(feed)) as Arc<dyn WorkerSink>).collect();
-            let config = EngineConfig {
-                threads: engine_threads(source.partitions()),
-                epochs: self.io.epochs.unwrap_or(1),
-                // Training needs equal steps per worker; inference needs every row.
-                equal_shards: self.io.output_schema.is_none(),
-                // Only a bounded table can be held and reordered.
-                shuffle: self.shuffle.filter(|_| self.io.epochs.is_some()),
-                ..EngineConfig::default()
-            };
-            let (progress, stop) = (self.progress.clone(), self.stop.clone());
-            let (done, result) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let fed = dlflow_engine::run(source as Arc<dyn PartitionSource>, sinks, config, progress, stop.clone());
-                if fed.is_err() {
-                    // The nodes wait for rows that will not come: stop them now.
-                    stop.store(true, Ordering::SeqCst);
+        let (state, first_attempt) = State::open(self.state_dir.as_deref(), self.resume)?;
+        // Rows written back cannot be taken back: a job with an output table does not restart.
+        let max_failures = if self.io.output_schema.is_some() { 0 } else { self.config.recovery().max_failures };
+        let mut network = match &self.hosts {
+            Some(processes) => match distributed::Network::connect(processes, &self.stop) {
+                Ok(network) => Some(network),
+                Err(error) => {
+                    state.finish(false);
+                    return Err(error);
                 }
-                let _ = done.send(fed);
-            });
-            result
+            },
+            None => None,
+        };
+        if let Some(follower) = network.as_mut().filter(|n| !n.is_leader()) {
+            let followed = follower.follow(&self, &state);
+            state.finish(followed.is_ok());
+            return followed.map(|engine| JobReport::new(ClusterReport::default(), engine, Vec::new(), started.elapsed()));
+        }
+        let mut attempt = first_attempt;
+        let mut restarts: Vec<Restart> = Vec::new();
+        let outcome = loop {
+            if let Err(error) = state.begin(attempt) {
+                break Err(error);
+            }
+            let outcome = match network.as_mut() {
+                Some(network) => network.run_attempt(&self, &state, attempt),
+                None => self.run_attempt(&state, attempt, &mut on_rows),
+            };
+            match outcome {
+                Ok(mut done) => {
+                    if let Some(restart) = restarts.last_mut() {
+                        restart.replay = done.replay.take();
+                    }
+                    break Ok(done);
+                }
+                Err(failure) => {
+                    if let Some(restart) = restarts.last_mut() {
+                        restart.replay = failure.replay.clone();
+                    }
+                    let retry = failure.error.is_node_failure()
+                        && (restarts.len() as u32) < max_failures
+                        && !self.stop.load(Ordering::SeqCst)
+                        && network.as_ref().is_none_or(|n| n.may_restart());
+                    if !retry {
+                        break Err(failure.error);
+                    }
+                    attempt += 1;
+                    let cause = failure.error.to_string();
+                    if let Some(handler) = &self.on_restart {
+                        handler(attempt, &cause);
+                    }
+                    restarts.push(Restart { attempt, cause, replay: None });
+                    let backoff = self.config.recovery().backoff * 2u32.saturating_pow(restarts.len() as u32 - 1);
+                    if let Some(network) = network.as_mut() {
+                        if let Err(error) = network.restart(attempt, &failure.error) {
+                            break Err(error);
+                        }
+                    }
+                    if wait_or_stop(backoff, &self.stop) {
+                        break Err(Error::Cluster(ClusterError::Cancelled));
+                    }
+                }
+            }
+        };
+        if let Some(network) = network.as_mut() {
+            network.finish(outcome.as_ref().err());
+        }
+        state.finish(outcome.is_ok());
+        let done = outcome?;
+        let mut report = JobReport::new(done.cluster, done.engine, done.notices, started.elapsed());
+        report.restarts = restarts;
+        Ok(report)
+    }
+
+    /// One attempt in one process: start the nodes, wait for their restored positions, replay
+    /// the input from there, watch the nodes to the end.
+    fn run_attempt(
+        &self,
+        state: &State,
+        attempt: u32,
+        on_rows: &mut dyn FnMut(RecordBatch) -> Result<(), String>,
+    ) -> Result<AttemptDone, AttemptFailed> {
+        let io = JobIo { attempt, checkpoint_dir: Some(state.checkpoints()), temp_in: Some(state.temp()), ..self.io.clone() };
+        let attempt_stop = Arc::new(AtomicBool::new(false));
+        let cluster = Cluster::start(&self.config, &io, &self.stop).map_err(AttemptFailed::new)?;
+        let (plan, planned) = std::sync::mpsc::channel::<Plan>();
+        let engine = self.source.clone().map(|source| {
+            let feeds = cluster.local_feeds();
+            let log = PositionLog::open(&state.log(0), attempt);
+            let threads = engine_threads(source.partitions());
+            self.start_engine(source, feeds, planned, log, None, threads, attempt_stop.clone())
         });
+        let mut positions = Positions::new(self.config.worker_count());
+        let mut replay = None;
+        if !state.has_checkpoints() {
+            // Nothing to restore: feed from the start at once, whether or not a worker reads.
+            let start = Plan::from_start(self.config.worker_count());
+            replay = Some(start.replay.clone());
+            let _ = plan.send(start);
+        }
         let notices = Mutex::new(Vec::new());
         let output_schema = self.io.output_schema.clone();
-        let watched = cluster.run(&self.stop, |event| match event {
+        let logs = vec![state.log(0)];
+        // The cluster's watch ends on a cancel, and on an engine failure (the nodes would wait
+        // for rows that never come).
+        let (watch, _relay) = either(self.stop.clone(), attempt_stop.clone());
+        let watched = cluster.run(&watch, |event| match event {
             NodeEvent::Batch(node, batch) => {
                 let schema = output_schema.as_ref().ok_or("wrote rows, but this job has no output table")?;
                 on_rows(conform(node, batch, schema)?)
             }
-            NodeEvent::Notice(node, notice) => {
-                if notice["event"] == "epoch_end" {
-                    tracing::info!(node = %node, epoch = notice["epoch"].as_u64().map(|e| e + 1), rows = notice["rows"].as_u64(), "node read an epoch");
+            NodeEvent::Notice(node, notice) => self.notice(&notices, node, notice),
+            NodeEvent::Position(node, position) => {
+                if replay.is_some() {
+                    return Ok(());
                 }
-                if let Some(handler) = &self.on_notice {
-                    handler(node, &notice);
-                }
-                // Per-batch progress is for live handlers, not for the report.
-                if notice["event"] != "rows" {
-                    notices.lock().unwrap_or_else(|e| e.into_inner()).push((node, notice));
+                if let Some(restore) = positions.set(node, position)? {
+                    let planned = dlflow_engine::positions::plan_replay(&logs, &restore)
+                        .map_err(|e| format!("reading the position log: {e}"))?;
+                    replay = Some(planned.clone());
+                    let _ = plan.send(Plan { replay: planned, restore });
                 }
                 Ok(())
             }
         });
         // The nodes are gone, whatever happened: the engine has no one left to feed.
-        self.stop.store(true, Ordering::SeqCst);
-        // Bounded: a stuck engine thread must not turn a finished job into a hang.
-        let fed = engine.map(|result| {
-            result.recv_timeout(ENGINE_STOP_GRACE).unwrap_or_else(|_| {
-                Err(dlflow_engine::EngineError::Runtime("the engine did not stop after the nodes ended".into()))
-            })
-        });
-        let (cluster_report, engine_report) = match (watched, fed) {
+        attempt_stop.store(true, Ordering::SeqCst);
+        let fed = engine.map(join_engine);
+        let notices = notices.into_inner().unwrap_or_else(|e| e.into_inner());
+        let failed = |error: Error| AttemptFailed { error, replay: replay.clone() };
+        match (watched, fed) {
             // A source that failed stopped the cluster: its error is the cause.
-            (Err(ClusterError::Cancelled), Some(Err(engine_error))) => return Err(engine_error.into()),
-            (Err(error), _) => return Err(error.into()),
-            (Ok(_), Some(Err(engine_error))) => return Err(engine_error.into()),
-            (Ok(cluster_report), fed) => (cluster_report, fed.and_then(Result::ok).unwrap_or_default()),
+            (Err(ClusterError::Cancelled), Some(Err(engine_error))) => Err(failed(engine_error.into())),
+            (Err(error), _) => Err(failed(error.into())),
+            (Ok(_), Some(Err(engine_error))) => Err(failed(engine_error.into())),
+            (Ok(cluster), fed) => Ok(AttemptDone {
+                cluster,
+                engine: fed.and_then(Result::ok).unwrap_or_default(),
+                notices,
+                replay: replay.clone(),
+            }),
+        }
+    }
+
+    fn notice(&self, notices: &Mutex<Vec<(NodeName, Value)>>, node: NodeName, notice: Value) -> Result<(), String> {
+        if notice["event"] == "epoch_end" {
+            tracing::info!(node = %node, epoch = notice["epoch"].as_u64().map(|e| e + 1), rows = notice["rows"].as_u64(), "node read an epoch");
+        }
+        if let Some(handler) = &self.on_notice {
+            handler(node, &notice);
+        }
+        // Per-batch progress is for live handlers, not for the report.
+        if notice["event"] != "rows" {
+            notices.lock().unwrap_or_else(|e| e.into_inner()).push((node, notice));
+        }
+        Ok(())
+    }
+
+    /// The engine's thread: waits for the replay plan, tells every local worker where its
+    /// input starts, and feeds it.
+    fn start_engine(
+        &self,
+        source: Arc<TablePartitions>,
+        feeds: Vec<Option<dlflow_cluster::NodeFeed>>,
+        planned: std::sync::mpsc::Receiver<Plan>,
+        log: std::io::Result<PositionLog>,
+        mesh: Option<Box<dyn FnOnce() -> Result<dlflow_engine::Mesh, dlflow_engine::EngineError> + Send>>,
+        threads: usize,
+        attempt_stop: Arc<AtomicBool>,
+    ) -> std::sync::mpsc::Receiver<Result<EngineReport, dlflow_engine::EngineError>> {
+        let config = EngineConfig {
+            threads,
+            epochs: self.io.epochs.unwrap_or(1),
+            // Training needs equal steps per worker; inference needs every row.
+            equal_shards: self.io.output_schema.is_none(),
+            // Only a bounded table can be held and reordered.
+            shuffle: self.shuffle.filter(|_| self.io.epochs.is_some()),
+            ..EngineConfig::default()
         };
-        Ok(JobReport::new(
-            cluster_report,
-            engine_report,
-            notices.into_inner().unwrap_or_else(|e| e.into_inner()),
-            started.elapsed(),
-        ))
+        let (progress, job_stop) = (self.progress.clone(), self.stop.clone());
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let fed = (|| {
+                let log = log.map_err(|e| dlflow_engine::EngineError::Runtime(format!("opening the position log: {e}")))?;
+                let Some(Plan { replay, restore }) = wait_for_plan(&planned, &attempt_stop) else {
+                    return Ok(EngineReport::default());
+                };
+                log.record_start(&replay)
+                    .map_err(|e| dlflow_engine::EngineError::Runtime(format!("writing the position log: {e}")))?;
+                for (k, feed) in feeds.iter().enumerate() {
+                    if let Some(feed) = feed {
+                        let chosen = restore.get(k).copied().flatten().and_then(|p| serde_json::to_value(p).ok());
+                        let _ = feed.start_at(replay.start_epoch, chosen);
+                    }
+                }
+                progress.epochs_completed.store(replay.start_epoch, Ordering::SeqCst);
+                let mesh = mesh.map(|connect| connect()).transpose()?;
+                let sinks: Vec<Option<Arc<dyn WorkerSink>>> =
+                    feeds.into_iter().map(|f| f.map(|f| Arc::new(FeedSink(f)) as Arc<dyn WorkerSink>)).collect();
+                let options = RunOptions { mesh, replay, log: Some(Arc::new(log)) };
+                source.start_over();
+                dlflow_engine::run_with(source as Arc<dyn PartitionSource>, sinks, config, progress, attempt_stop.clone(), options)
+            })();
+            if let Err(error) = &fed {
+                if !matches!(error, dlflow_engine::EngineError::Network(_)) {
+                    // The nodes wait for rows that will not come: stop them now.
+                    job_stop.store(true, Ordering::SeqCst);
+                }
+                attempt_stop.store(true, Ordering::SeqCst);
+            }
+            let _ = done.send(fed);
+        });
+        result
+    }
+}
+
+/// A flag that is set once `a` or `b` is (a relay thread, until the guard drops).
+pub(crate) fn either(a: Arc<AtomicBool>, b: Arc<AtomicBool>) -> (Arc<AtomicBool>, Relay) {
+    let both = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicBool::new(true));
+    let (out, running) = (both.clone(), alive.clone());
+    std::thread::spawn(move || {
+        while running.load(Ordering::SeqCst) {
+            if a.load(Ordering::SeqCst) || b.load(Ordering::SeqCst) {
+                out.store(true, Ordering::SeqCst);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    (both, Relay(alive))
+}
+
+/// Ends the relay of [`either`] when dropped.
+pub(crate) struct Relay(Arc<AtomicBool>);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Waits for the replay plan; `None` when the attempt ends first.
+fn wait_for_plan(planned: &std::sync::mpsc::Receiver<Plan>, stop: &AtomicBool) -> Option<Plan> {
+    loop {
+        match planned.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(replay) => return Some(replay),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !stop.load(Ordering::SeqCst) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Bounded: a stuck engine thread must not turn a finished job into a hang.
+fn join_engine(
+    result: std::sync::mpsc::Receiver<Result<EngineReport, dlflow_engine::EngineError>>,
+) -> Result<EngineReport, dlflow_engine::EngineError> {
+    result.recv_timeout(ENGINE_STOP_GRACE).unwrap_or_else(|_| {
+        Err(dlflow_engine::EngineError::Runtime("the engine did not stop after the nodes ended".into()))
+    })
+}
+
+/// Sleeps for `duration` unless `stop` is set first; true when it was.
+fn wait_or_stop(duration: std::time::Duration, stop: &AtomicBool) -> bool {
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    stop.load(Ordering::SeqCst)
+}
+
+/// The checkpoints each worker has, as they come in.
+pub(crate) struct Positions(Vec<Option<Option<Vec<WorkerPosition>>>>);
+
+impl Positions {
+    pub fn new(workers: usize) -> Positions {
+        Positions(vec![None; workers])
+    }
+
+    /// Records one worker's checkpoints; once every worker has sent its own, the checkpoint
+    /// each is to restore.
+    pub fn set(&mut self, node: NodeName, position: Option<Value>) -> Result<Option<Vec<Option<WorkerPosition>>>, String> {
+        let checkpoints = match position {
+            None => None,
+            Some(value) => Some(serde_json::from_value::<Vec<WorkerPosition>>(value["checkpoints"].clone()).map_err(|e| {
+                format!("sent checkpoints {value} that are not {{\"checkpoints\": [{{attempt, epoch, rows, step}}]}}: {e}")
+            })?),
+        };
+        if let Some(slot) = self.0.get_mut(node.index).filter(|_| node.node_type == dlflow_cluster::NodeType::Worker) {
+            *slot = Some(checkpoints);
+        }
+        if !self.0.iter().all(Option::is_some) {
+            return Ok(None);
+        }
+        let available: Vec<Option<Vec<WorkerPosition>>> = self.0.iter().map(|p| p.clone().flatten()).collect();
+        Ok(Some(dlflow_engine::positions::choose_checkpoints(&available)))
+    }
+}
+
+/// Where an attempt starts: the input's replay, and the checkpoint each worker restores.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub replay: Replay,
+    pub restore: Vec<Option<WorkerPosition>>,
+}
+
+impl Plan {
+    /// From the first row, nothing restored.
+    pub fn from_start(workers: usize) -> Plan {
+        Plan { replay: Replay::default(), restore: vec![None; workers] }
+    }
+}
+
+/// What a successful attempt brings back.
+pub(crate) struct AttemptDone {
+    cluster: ClusterReport,
+    engine: EngineReport,
+    notices: Vec<(NodeName, Value)>,
+    replay: Option<Replay>,
+}
+
+/// Why an attempt failed, and where it had started from.
+pub(crate) struct AttemptFailed {
+    error: Error,
+    replay: Option<Replay>,
+}
+
+impl AttemptFailed {
+    pub fn new(error: impl Into<Error>) -> Self {
+        AttemptFailed { error: error.into(), replay: None }
     }
 }
 
@@ -306,6 +651,11 @@ fn check_feedable(schema: &arrow::datatypes::Schema) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rows from a node of a job without an output table.
+fn conform_none(_node: NodeName, _batch: RecordBatch) -> Result<(), String> {
+    Err("wrote rows, but this job has no output table".into())
 }
 
 /// Checks a node's rows against the declared output schema and gives them that schema.

@@ -7,6 +7,18 @@ use dlflow_cluster::{ClusterReport, NodeName};
 use dlflow_engine::{EngineReport, EpochReport};
 use serde_json::Value;
 
+/// A restart of the cluster after a failure.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    /// The attempt it started (1 for the first restart).
+    pub attempt: u32,
+    /// The failure that caused it.
+    pub cause: String,
+    /// Where that attempt's input started: the epoch and the rows skipped (already trained on
+    /// according to the restored checkpoints); `None` if it never got that far.
+    pub replay: Option<dlflow_engine::Replay>,
+}
+
 /// What a finished job did.
 #[derive(Debug, Clone)]
 pub struct JobReport {
@@ -18,11 +30,13 @@ pub struct JobReport {
     pub notices: Vec<(NodeName, Value)>,
     /// From the call to the end.
     pub elapsed: Duration,
+    /// The restarts after failures, in order (empty when nothing failed).
+    pub restarts: Vec<Restart>,
 }
 
 impl JobReport {
     pub(crate) fn new(cluster: ClusterReport, engine: EngineReport, notices: Vec<(NodeName, Value)>, elapsed: Duration) -> Self {
-        JobReport { cluster, epochs: engine.epochs, notices, elapsed }
+        JobReport { cluster, epochs: engine.epochs, notices, elapsed, restarts: Vec::new() }
     }
 
     /// Rows fed to all workers over all epochs.
@@ -52,7 +66,19 @@ impl fmt::Display for JobReport {
             self.cluster.first_batch_after.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64())),
             self.elapsed.as_secs_f64()
         )?;
-        let total = self.epochs.len();
+        for restart in &self.restarts {
+            let cause = restart.cause.lines().next().unwrap_or("");
+            write!(f, "restarted as attempt {} after: {cause}", restart.attempt)?;
+            if let Some(replay) = &restart.replay {
+                write!(f, "; resumed at epoch {}", replay.start_epoch + 1)?;
+                if replay.rows_skipped() > 0 {
+                    write!(f, ", skipping {} row(s) the restored checkpoints had trained on", replay.rows_skipped())?;
+                }
+            }
+            writeln!(f)?;
+        }
+        // After a restart the report starts at the epoch the job resumed at.
+        let total = self.epochs.last().map_or(0, |e| e.epoch + 1);
         for epoch in &self.epochs {
             let rows: Vec<String> = epoch.rows.iter().map(u64::to_string).collect();
             write!(f, "epoch {}/{total}: rows per worker {}", epoch.epoch + 1, rows.join(" / "))?;

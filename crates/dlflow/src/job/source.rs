@@ -23,8 +23,9 @@ pub(crate) struct TablePartitions {
     plan: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     runtime: Handle,
-    /// The plan instance of the epoch being read (all partitions of an epoch share it).
-    current: Mutex<(u64, Arc<dyn ExecutionPlan>)>,
+    /// The plan instance of the epoch being read (all partitions of an epoch share it);
+    /// `None`: the next open makes a fresh one.
+    current: Mutex<Option<(u64, Arc<dyn ExecutionPlan>)>>,
 }
 
 impl TablePartitions {
@@ -32,7 +33,13 @@ impl TablePartitions {
         let df = table.dataframe().clone();
         let context = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
-        Ok(TablePartitions { current: Mutex::new((0, plan.clone())), plan, context, runtime: Handle::current() })
+        Ok(TablePartitions { current: Mutex::new(Some((0, plan.clone()))), plan, context, runtime: Handle::current() })
+    }
+
+    /// The next run (a restarted attempt) reads from fresh plan instances: the last one's
+    /// operators may have run their partitions already.
+    pub fn start_over(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Whether the table ends (files, datagen) or streams forever (one pass until it ends).
@@ -49,10 +56,14 @@ impl PartitionSource for TablePartitions {
     fn open(&self, partition: usize, epoch: u64) -> Result<BatchIter, String> {
         let plan = {
             let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            if current.0 != epoch {
-                *current = (epoch, reset_plan_states(self.plan.clone()).map_err(|e| e.to_string())?);
+            match &*current {
+                Some((at, plan)) if *at == epoch => plan.clone(),
+                _ => {
+                    let plan = reset_plan_states(self.plan.clone()).map_err(|e| e.to_string())?;
+                    *current = Some((epoch, plan.clone()));
+                    plan
+                }
             }
-            current.1.clone()
         };
         let _runtime = self.runtime.enter();
         let mut stream = plan.execute(partition, self.context.clone()).map_err(|e| e.to_string())?;

@@ -231,7 +231,7 @@ fn the_convention_is_parsed_as_documented() {
 fn every_markdown_file_with_commands_is_followed_here() {
     // A new guide must be added to the tests below; a guide whose blocks are all output or Rust
     // need not be.
-    let tested = ["README.md", "docs/guide/cli.md", "docs/guide/estimator.md", "docs/guide/inference.md", "docs/guide/tables.md", "docs/guide/training.md", "examples/README.md"];
+    let tested = ["README.md", "docs/guide/cli.md", "docs/guide/estimator.md", "docs/guide/inference.md", "docs/guide/tables.md", "docs/guide/training.md", "docs/guide/streams.md", "docs/guide/event-time.md", "examples/README.md"];
     let root = repository();
     let mut files = vec![root.join("README.md"), root.join("examples/README.md")];
     for dir in ["docs", "docs/guide", "docs/decisions"] {
@@ -281,6 +281,24 @@ fn estimator_guide() {
 #[test]
 fn inference_guide() {
     follow("docs/guide/inference.md");
+}
+
+#[test]
+fn streams_guide() {
+    let output = follow("docs/guide/streams.md");
+    // The filter: one line per record, the model's output beside its input.
+    assert!(output.contains("{\"x\":0.5,\"y\":2.0}\n{\"x\":1.0,\"y\":3.0}"), "{output}");
+    // The rolling files: 5 records, 2 per file, the last one holds the fifth.
+    assert!(output.contains("{\"x\":5.0,\"y\":11.0}"), "{output}");
+}
+
+#[test]
+fn event_time_guide() {
+    let output = follow("docs/guide/event-time.md");
+    // The exact form: one line per 1-second window, the late window fired at the end.
+    for window in ["\"n\":2,\"s\":3.0", "\"n\":1,\"s\":4.0", "\"n\":1,\"s\":8.0"] {
+        assert!(output.contains(window), "{window}: {output}");
+    }
 }
 
 #[test]

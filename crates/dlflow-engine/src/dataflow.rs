@@ -261,8 +261,6 @@ struct PartitionReader {
     shared: Arc<Shared>,
     mine: Vec<usize>,
     next: usize,
-    /// The partition being read.
-    partition: usize,
     epoch: u64,
     current: Option<BatchIter>,
     /// The partition being read, and the offset of its next row.
@@ -361,7 +359,7 @@ struct Feed {
 }
 
 impl Feed {
-    fn new(shared: Arc<Shared>, index: usize, peers: usize) -> Self {
+    fn new(shared: Arc<Shared>, index: usize, _peers: usize) -> Self {
         let owned = (0..shared.sinks.len()).filter(|&k| shared.placement.engine_worker(k) == index).collect();
         // Each process's dealer keeps shares within one row: within one per process overall.
         let lag = if shared.config.equal_shards { shared.placement.processes as u64 } else { 0 };

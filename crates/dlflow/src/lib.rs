@@ -79,4 +79,12 @@ mod guides {
     struct Cli;
     #[doc = include_str!("../../../docs/guide/tensorflow.md")]
     struct Tensorflow;
+    #[doc = include_str!("../../../docs/guide/streams.md")]
+    struct Streams;
+    #[doc = include_str!("../../../docs/guide/event-time.md")]
+    struct EventTime;
+    #[doc = include_str!("../../../docs/guide/recovery.md")]
+    struct Recovery;
+    #[doc = include_str!("../../../docs/guide/hosts.md")]
+    struct Hosts;
 }

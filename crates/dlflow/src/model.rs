@@ -113,7 +113,7 @@ impl Model {
     /// A fitted model's TensorBoard events, beside its temporary folder, to beside `dir`; a
     /// failure here loses the logs, not the model, so it is a warning.
     fn save_training_events(&self, dir: &Path) {
-        let (from, to) = (dlflow_tensorboard::tensorboard_dir_for(self.model.dir()), dlflow_tensorboard::tensorboard_dir_for(dir));
+        let (from, to) = (dlflow_tensorboard::tensorboard_dir_for(self.saved_model().dir()), dlflow_tensorboard::tensorboard_dir_for(dir));
         if self._folder.is_none() || !from.is_dir() || to.exists() {
             return;
         }

@@ -69,7 +69,7 @@ def _heartbeat(conn, period, box, activity):
     the inbox, and how long since the entry last took a batch or sent a notice."""
     event = threading.Event()
     while not event.wait(period):
-        idle_ms = int((time.monotonic() - activity.last) * 1000)
+        idle_ms = activity.idle_ms()
         try:
             conn.send(proto.HEARTBEAT, {"pending": box.qsize(), "idle_ms": idle_ms})
         except OSError:

@@ -9,13 +9,22 @@ from . import _protocol as proto
 
 
 class Activity:
-    """When the entry last took a batch or sent a notice (the heartbeat reports it)."""
+    """When the entry last took a batch or sent a notice (the heartbeat reports it).
+
+    ``last`` is None until the entry first does either: its start-up (importing TensorFlow,
+    building the model, the strategy's set-up) can take long on a busy machine and is not a
+    freeze; the register and heartbeat timeouts cover a node that never gets there."""
 
     def __init__(self):
-        self.last = time.monotonic()
+        self.last = None
 
     def touch(self):
         self.last = time.monotonic()
+
+    def idle_ms(self):
+        """Milliseconds since the entry last took a batch or sent a notice; 0 before its first."""
+        last = self.last
+        return 0 if last is None else int((time.monotonic() - last) * 1000)
 
 
 class Context:

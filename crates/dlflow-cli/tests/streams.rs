@@ -513,12 +513,18 @@ fn event(seconds: f64, key: &str, v: f64) -> String {
     format!("{{\"ts\": \"{}\", \"k\": \"{key}\", \"v\": {v}}}", ts(seconds))
 }
 
-/// Seconds after midnight of a window bound printed as `2026-01-01T00:00:05` (or with a fraction).
+/// Seconds after midnight of 2026-01-01 of a window bound printed as `2026-01-01T00:00:05` (or
+/// with a fraction); a hop window can start before midnight (`2025-12-31T23:59:59`): negative.
 fn seconds_of(value: &Value) -> f64 {
     let text = value.as_str().unwrap_or_else(|| panic!("not a timestamp: {value}"));
-    let time = text.split('T').nth(1).expect("time");
+    let (date, time) = text.split_once('T').expect("date and time");
     let parts: Vec<f64> = time.split(':').map(|p| p.parse().expect("number")).collect();
-    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    let day = match date {
+        "2026-01-01" => 0.0,
+        "2025-12-31" => -86_400.0,
+        other => panic!("a window bound on an unexpected day: {other}"),
+    };
+    day + parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
 }
 
 /// A window result keyed by (key, start): (count, sum, end).

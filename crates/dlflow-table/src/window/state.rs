@@ -119,6 +119,10 @@ impl WindowState {
         let times = event_times(&self.time.evaluate(batch)?.into_array(batch.num_rows())?)?;
         let key_columns = self.keys.iter().map(|k| k.evaluate(batch)?.into_array(batch.num_rows())).collect::<Result<Vec<_>>>()?;
         let rows = self.converter.convert_columns(&key_columns)?;
+        // Global windows have no key columns, so `rows` has no rows: every record gets the one
+        // empty key.
+        let parser = self.converter.parser();
+        let no_key = parser.parse(&[]).owned();
         let max_time = times.iter().flatten().max().copied();
         let mut late = vec![false; batch.num_rows()];
         // (window, key) -> row indices, in row order.
@@ -133,7 +137,7 @@ impl WindowState {
                 late[i] = true;
                 continue;
             }
-            let key = rows.row(i).owned();
+            let key = if self.keys.is_empty() { no_key.clone() } else { rows.row(i).owned() };
             match self.spec {
                 WindowSpec::Session { .. } => session_rows.push((key, time, i as u32)),
                 _ => {

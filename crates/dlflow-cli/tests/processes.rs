@@ -18,11 +18,17 @@ fn quickstart() -> PathBuf {
 /// so that the test sees everything they leave behind.
 struct Sandbox {
     dir: tempfile::TempDir,
+    /// One sandbox at a time: a hostfile's ports are free when written, and a job started
+    /// again (`--resume`) binds them again; another test's processes must not take them between.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_JOB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let sandbox = Sandbox { dir: tempfile::tempdir().expect("tempdir") };
+        let serial = ONE_JOB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let sandbox = Sandbox { dir: tempfile::tempdir().expect("tempdir"), _serial: serial };
         std::fs::create_dir_all(sandbox.home()).expect("home");
         std::fs::create_dir_all(sandbox.tmp()).expect("tmp");
         sandbox

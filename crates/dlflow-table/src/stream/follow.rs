@@ -121,12 +121,10 @@ async fn read_file(path: &Path, counter: &mut LineCounter) -> Result<Vec<RecordB
     match format {
         FileFormat::Json | FileFormat::Csv => {
             let bytes = tokio::fs::read(path).await.map_err(|source| TableError::Io { path: owned.clone(), source })?;
-            let lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec()).collect();
-            let lines = if lines.last().is_some_and(Vec::is_empty) { &lines[..lines.len() - 1] } else { &lines[..] };
             counter.restart();
             let mut batches = Vec::new();
-            for chunk in lines.chunks(LINES_PER_BATCH) {
-                batches.extend(counter.decode(chunk).map_err(|e| in_file(path, e))?);
+            for piece in super::lines::line_pieces(&bytes, LINES_PER_BATCH) {
+                batches.extend(counter.decode(piece).map_err(|e| in_file(path, e))?);
             }
             Ok(batches)
         }

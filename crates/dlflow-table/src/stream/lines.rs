@@ -21,24 +21,28 @@ impl<R: AsyncRead + Unpin> LineChunks<R> {
         LineChunks { reader, buffer: Vec::with_capacity(READ_SIZE), searched: 0, eof: false }
     }
 
-    /// The next complete lines (without their line ends), or `None` at the end of the input.
-    /// A last line without a line end counts as a line.
-    pub(crate) async fn next_chunk(&mut self) -> std::io::Result<Option<Vec<Vec<u8>>>> {
+    /// The next complete lines as one piece of text, each line ending in `\n`, or `None` at the
+    /// end of the input. A last line without a line end counts as a line (one is added). The
+    /// text is handed over whole, not line by line: the decoder reads it in one go.
+    pub(crate) async fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
             if let Some(end) = self.buffer[self.searched..].iter().rposition(|b| *b == b'\n').map(|p| p + self.searched) {
-                let rest = self.buffer.split_off(end + 1);
+                let mut rest = Vec::with_capacity(READ_SIZE.max(self.buffer.len() - end - 1));
+                rest.extend_from_slice(&self.buffer[end + 1..]);
+                self.buffer.truncate(end + 1);
                 let complete = std::mem::replace(&mut self.buffer, rest);
                 self.searched = 0;
-                return Ok(Some(split_lines(&complete)));
+                return Ok(Some(complete));
             }
             self.searched = self.buffer.len();
             if self.eof {
                 if self.buffer.is_empty() {
                     return Ok(None);
                 }
-                let last = std::mem::take(&mut self.buffer);
+                let mut last = std::mem::take(&mut self.buffer);
+                last.push(b'\n');
                 self.searched = 0;
-                return Ok(Some(split_lines(&last)));
+                return Ok(Some(last));
             }
             self.buffer.reserve(READ_SIZE);
             if self.reader.read_buf(&mut self.buffer).await? == 0 {
@@ -54,10 +58,35 @@ impl<R: AsyncRead + Unpin> LineChunks<R> {
     }
 }
 
-/// Lines of `bytes`, without `\n` or `\r\n`.
-fn split_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    bytes.split(|b| *b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line).to_vec()).collect()
+/// The lines of `text` (each ending in `\n`, the last one possibly not), without `\n` or `\r\n`.
+pub(crate) fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    if text.is_empty() {
+        return Vec::new();
+    }
+    text.split(|b| *b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).collect()
+}
+
+/// `text` cut after every `lines`-th line end: pieces of whole lines, for decoding a large file
+/// a batch at a time.
+pub(crate) fn line_pieces(text: &[u8], lines: usize) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut seen = 0;
+        let end = rest
+            .iter()
+            .position(|b| {
+                seen += usize::from(*b == b'\n');
+                seen == lines.max(1)
+            })
+            .map_or(rest.len(), |p| p + 1);
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
 }
 
 #[cfg(test)]
@@ -70,12 +99,22 @@ mod tests {
         let mut lines = LineChunks::new(reader);
         use tokio::io::AsyncWriteExt;
         writer.write_all(b"{\"a\":1}\n{\"a\":").await.expect("write");
-        assert_eq!(lines.next_chunk().await.expect("read"), Some(vec![b"{\"a\":1}".to_vec()]));
+        assert_eq!(lines.next_chunk().await.expect("read"), Some(b"{\"a\":1}\n".to_vec()));
         assert_eq!(lines.pending(), 5);
         writer.write_all(b"2}\r\n{\"a\":3}").await.expect("write");
         drop(writer);
-        assert_eq!(lines.next_chunk().await.expect("read"), Some(vec![b"{\"a\":2}".to_vec()]));
-        assert_eq!(lines.next_chunk().await.expect("read"), Some(vec![b"{\"a\":3}".to_vec()]));
+        let chunk = lines.next_chunk().await.expect("read").expect("a line");
+        assert_eq!(split_lines(&chunk), vec![b"{\"a\":2}".as_slice()]);
+        assert_eq!(lines.next_chunk().await.expect("read"), Some(b"{\"a\":3}\n".to_vec()));
         assert_eq!(lines.next_chunk().await.expect("read"), None);
+    }
+
+    #[test]
+    fn pieces_hold_whole_lines_and_the_last_piece_the_rest() {
+        let text = b"a\nb\nc\nd\ne";
+        let pieces: Vec<&[u8]> = line_pieces(text, 2).collect();
+        assert_eq!(pieces, vec![b"a\nb\n".as_slice(), b"c\nd\n", b"e"]);
+        assert_eq!(split_lines(b"x\r\n\ny\n"), vec![b"x".as_slice(), b"", b"y"]);
+        assert!(split_lines(b"").is_empty());
     }
 }

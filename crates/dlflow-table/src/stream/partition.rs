@@ -36,15 +36,22 @@ impl LineCounter {
         self.header_left = usize::from(matches!(self.decoder.format(), RecordFormat::Csv { has_header: true }));
     }
 
-    /// Decodes a chunk of lines; offsets go on counting (header lines included).
-    pub(crate) fn decode(&mut self, lines: &[Vec<u8>]) -> Result<Option<RecordBatch>> {
+    /// Decodes `text`, whole lines each ending in `\n` (the last one may not); offsets go on
+    /// counting (header lines included).
+    pub(crate) fn decode(&mut self, text: &[u8]) -> Result<Option<RecordBatch>> {
+        let lines = super::lines::split_lines(text);
         let skip = self.header_left.min(lines.len());
         self.header_left -= skip;
         let first = self.next_offset + skip as i64;
         self.next_offset += lines.len() as i64;
-        let records: Vec<&[u8]> = lines[skip..].iter().map(Vec::as_slice).collect();
+        let records = &lines[skip..];
+        // The text after the skipped header lines, for the decoder to read in one go.
+        let body = match records.first() {
+            Some(first_record) => &text[first_record.as_ptr() as usize - text.as_ptr() as usize..],
+            None => return Ok(None),
+        };
         let offsets: Vec<i64> = (first..first + records.len() as i64).collect();
-        self.decoder.decode(&records, &offsets)
+        self.decoder.decode_text_of(body, records, &offsets)
     }
 }
 
@@ -67,7 +74,46 @@ where
             }
         }
     });
-    Box::pin(RecordBatchStreamAdapter::new(schema, stop::until_stopped(Box::pin(batches))))
+    Box::pin(RecordBatchStreamAdapter::new(schema, read_ahead(stop::until_stopped(Box::pin(batches)))))
+}
+
+/// Batches decoded ahead at most, waiting for the plan above to take them.
+const READ_AHEAD: usize = 2;
+
+/// Drives `batches` in a task of its own, so that reading and decoding the next records (one
+/// core) goes on while the plan above runs the model and writes the results (the other): a
+/// source read in the consumer's task would leave one of them idle. A stop request ends
+/// `batches` in that task; the batches it already read still come out here, none is dropped.
+/// The task ends when this stream is dropped.
+fn read_ahead<S>(batches: S) -> impl futures::Stream<Item = std::result::Result<RecordBatch, DataFusionError>> + Send
+where
+    S: futures::Stream<Item = std::result::Result<RecordBatch, DataFusionError>> + Send + 'static,
+{
+    use futures::StreamExt;
+    futures::stream::once(async move {
+        let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let task = tokio::spawn(async move {
+            let mut batches = std::pin::pin!(batches);
+            while let Some(item) = batches.next().await {
+                if sender.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        futures::stream::unfold((receiver, AbortOnDrop(task)), |(mut receiver, task)| async move {
+            receiver.recv().await.map(|item| (item, (receiver, task)))
+        })
+    })
+    .flatten()
+}
+
+/// Ends a task when its reader goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Stream partitions being read right now in this process.

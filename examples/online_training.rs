@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,16 +59,22 @@ impl Default for Settings {
 /// its x was sent, its absolute error against the truth then, and when it came out.
 #[derive(Debug, Clone)]
 pub struct Prediction {
+    /// The model version that made it.
     pub version: i64,
+    /// Whether the truth had changed when its x was sent.
     pub drifted: bool,
+    /// |prediction - truth|.
     pub error: f64,
+    /// When the reader got it.
     pub at: SystemTime,
 }
 
 /// A version the trainer exported: its number and when it was renamed into place.
 #[derive(Debug, Clone)]
 pub struct Exported {
+    /// The version number.
     pub version: i64,
+    /// When it was renamed into place (the trainer's clock: the same machine).
     pub at: SystemTime,
 }
 
@@ -76,10 +82,15 @@ pub struct Exported {
 /// changed, the training job's report.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The reader's predictions, in the order they came out.
     pub predictions: Vec<Prediction>,
+    /// The versions exported, in order.
     pub exported: Vec<Exported>,
+    /// When the producer switched to the new truth.
     pub changed_at: SystemTime,
+    /// Rows the training job fed its worker.
     pub rows_trained: u64,
+    /// From the start of the training to the end of the reader.
     pub training_seconds: f64,
 }
 
@@ -89,12 +100,18 @@ fn x_at(i: u64) -> f64 {
     (mixed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
-/// Streams the training samples to the first peer of `listener`, paced, the truth changing half
-/// way (`drifted` set then); closing the connection ends the stream.
-fn produce_samples(listener: TcpListener, settings: Settings, drifted: Arc<AtomicBool>, changed_at: Arc<Mutex<Option<SystemTime>>>) -> std::io::Result<()> {
+/// How far the producer may run ahead of the rows the trainer took: the truth changes when the
+/// trainer is there, not seconds earlier in a socket buffer (TensorFlow's start-up alone takes
+/// seconds).
+const LEAD_ROWS: u64 = 256;
+
+/// Streams the training samples to the first peer of `listener`, paced and at most
+/// [`LEAD_ROWS`] ahead of the rows the trainer `taken`, the truth changing half way (`drifted`
+/// set then); closing the connection ends the stream.
+fn produce_samples(listener: TcpListener, settings: Settings, taken: Arc<AtomicU64>, drifted: Arc<AtomicBool>, changed_at: Arc<Mutex<Option<SystemTime>>>) -> std::io::Result<()> {
     let (peer, _) = listener.accept()?;
     let mut peer = std::io::BufWriter::new(peer);
-    let start = Instant::now();
+    let mut next_due = Instant::now();
     for i in 0..2 * settings.rows_per_phase as u64 {
         if i == settings.rows_per_phase as u64 {
             *changed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(SystemTime::now());
@@ -103,10 +120,17 @@ fn produce_samples(listener: TcpListener, settings: Settings, drifted: Arc<Atomi
         let x = x_at(i);
         let y = if drifted.load(Ordering::SeqCst) { after(x) } else { before(x) };
         writeln!(peer, "{{\"x\": {x}, \"y\": {y}}}")?;
-        // Paced: flush whenever ahead of the schedule, then wait for it.
-        let due = start + Duration::from_secs_f64((i + 1) as f64 / settings.rows_per_second);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        // Paced, and never far ahead of the trainer: flush, then wait for both.
+        next_due += Duration::from_secs_f64(1.0 / settings.rows_per_second);
+        let ahead = || i + 1 >= taken.load(Ordering::SeqCst) + LEAD_ROWS;
+        if next_due > Instant::now() || ahead() {
             peer.flush()?;
+        }
+        while ahead() {
+            std::thread::sleep(Duration::from_millis(2));
+            next_due = next_due.max(Instant::now());
+        }
+        if let Some(wait) = next_due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
     }
@@ -127,13 +151,15 @@ fn produce_queries(listener: TcpListener, drifted: Arc<AtomicBool>, done: Arc<At
     Ok(())
 }
 
-fn wait_for_first_version(base: &Path, training: &tokio::task::JoinHandle<dlflow::Result<dlflow::JobReport>>) -> dlflow::Result<()> {
+/// Waits for `BASE/1` (the reader needs a version to start with); fails when the training ended
+/// or took two minutes without one.
+async fn wait_for_first_version(base: &Path, training: &tokio::task::JoinHandle<dlflow::Result<dlflow::JobReport>>) -> dlflow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !base.join("1").is_dir() {
         if training.is_finished() || Instant::now() > deadline {
             return Err(dlflow::Error::Invalid(format!("the trainer exported no first version into {}", base.display())));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
@@ -155,9 +181,10 @@ pub async fn run(base: &Path, settings: Settings) -> dlflow::Result<Outcome> {
              SELECT x, y FROM samples"
         ))
         .await?;
+    let taken = Arc::new(AtomicU64::new(0));
     let producer = std::thread::spawn({
-        let (settings, drifted, changed_at) = (settings.clone(), drifted.clone(), changed_at.clone());
-        move || produce_samples(samples_listener, settings, drifted, changed_at)
+        let (settings, taken, drifted, changed_at) = (settings.clone(), taken.clone(), drifted.clone(), changed_at.clone());
+        move || produce_samples(samples_listener, settings, taken, drifted, changed_at)
     });
 
     let config = TfClusterConfig::builder()
@@ -170,8 +197,11 @@ pub async fn run(base: &Path, settings: Settings) -> dlflow::Result<Outcome> {
         .build()?;
     let exported = Arc::new(Mutex::new(Vec::new()));
     let job = Job::train(&samples, &config, 1).on_notice({
-        let exported = exported.clone();
+        let (exported, taken) = (exported.clone(), taken.clone());
         move |_, notice| {
+            if notice["event"] == "rows" {
+                taken.fetch_add(notice["rows"].as_u64().unwrap_or(0), Ordering::SeqCst);
+            }
             if notice["event"] == "version_exported" {
                 let at = UNIX_EPOCH + Duration::from_secs_f64(notice["exported_at"].as_f64().unwrap_or(0.0));
                 exported.lock().unwrap_or_else(|e| e.into_inner()).push(Exported { version: notice["version"].as_i64().unwrap_or(0), at });
@@ -182,7 +212,7 @@ pub async fn run(base: &Path, settings: Settings) -> dlflow::Result<Outcome> {
     let training = tokio::spawn(job.run());
 
     // The reader: the newest version over a stream of x values, from the first version on.
-    wait_for_first_version(base, &training)?;
+    wait_for_first_version(base, &training).await?;
     let queries_listener = TcpListener::bind("127.0.0.1:0").map_err(|e| dlflow::Error::Invalid(format!("bind: {e}")))?;
     let port = queries_listener.local_addr().map_err(|e| dlflow::Error::Invalid(format!("address: {e}")))?.port();
     let queries = env

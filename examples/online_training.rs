@@ -51,7 +51,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { rows_per_phase: 4000, rows_per_second: 800.0, every_steps: 25, batch_size: 16 }
+        Settings { rows_per_phase: 4000, rows_per_second: 500.0, every_steps: 50, batch_size: 16 }
     }
 }
 

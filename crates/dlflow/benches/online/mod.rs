@@ -63,7 +63,7 @@ async fn bounded(env: &Environment, rows: usize) -> f64 {
 }
 
 /// The same rows as NDJSON from a producer that closes the stream after the last one.
-async fn online(env: &Environment, rows: usize, model_dir: Option<&Path>) -> f64 {
+async fn over_stream(env: &Environment, rows: usize, model_dir: Option<&Path>) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let producer = std::thread::spawn(move || {
@@ -105,6 +105,7 @@ async fn reload_latencies(work: &Path, round: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The `online` case; see the module docs.
 pub async fn online() {
     let rows = super::env_u64("DLFLOW_BENCH_ONLINE_ROWS", 50_000) as usize;
     let rounds = super::env_u64("DLFLOW_BENCH_ONLINE_ROUNDS", 3).max(1) as usize;
@@ -113,8 +114,8 @@ pub async fn online() {
     let (mut ours, mut table, mut exporting, mut ratios, mut latencies) = (vec![], vec![], vec![], vec![], vec![]);
     for round in 1..=rounds {
         let b = bounded(&env, rows).await;
-        let o = online(&env, rows, None).await;
-        let e = online(&env, rows, Some(&work.path().join(format!("versions-{round}")))).await;
+        let o = over_stream(&env, rows, None).await;
+        let e = over_stream(&env, rows, Some(&work.path().join(format!("versions-{round}")))).await;
         let reload = reload_latencies(work.path(), round).await;
         println!(
             "  round {round}: bounded {b:.0}, online {o:.0}, online exporting every 200 steps {e:.0} samples/s; ratio {:.2}x; {} reloads, median {:.3} s",

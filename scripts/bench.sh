@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks: dlflow against its baseline, side by side in one run, printing the ratio.
 #   scripts/bench.sh inference                  table inference vs TensorFlow's own batched inference (Python)
-#   scripts/bench.sh training [feed|train|startup|fit]
+#   scripts/bench.sh training [feed|train|startup|fit|online]
 #                                               feeding tf.data, training the MLP, start-up, and `dlflow fit`
 #                                               over many epochs, each against its baseline (in-memory tf.data /
-#                                               Keras fit / the seed's CSV feed / a Keras script on NumPy)
+#                                               Keras fit / the seed's CSV feed / a Keras script on NumPy); online
+#                                               training over a TCP stream vs the same rows bounded, and
+#                                               the time from a version's export to its first prediction
 #   scripts/bench.sh streams [throughput|latency|reload|windows]
 #                                               streaming inference: stream vs table vs one call per record,
 #                                               latency at half the peak rate, the gap of a hot reload,

@@ -186,6 +186,27 @@ class TFContext:
 
         return Checkpoints(self, model_or_checkpoint, batch_size, every, max_to_keep)
 
+    def version_exporter(self, model, base, every_steps=None, every_seconds=None, serve=None):
+        """Exports numbered SavedModel versions of ``model`` into ``base`` while it trains
+        (``BASE/1``, ``BASE/2``, ...), for a streaming reader that serves the newest one
+        (``dlflow predict --model BASE``): online training over an unbounded table.
+
+        A version every ``every_steps`` steps and/or every ``every_seconds`` seconds, and a last
+        one when the pass ends (end of input; Ctrl-C ends a stream's input). Each is written
+        into ``BASE/.tmp-N`` and renamed to ``BASE/N``, so readers never see half a version.
+        ``serve`` is the ``serving_default`` signature. The result is a Keras callback::
+
+            exporter = ctx.version_exporter(model, ctx.get_property("model_dir"), every_steps=50, serve=serve)
+            model.fit(dataset, epochs=ctx.get_epochs() or 1, callbacks=[exporter])
+
+        In a loop of your own: ``exporter.step_done()`` after each step, ``exporter.export_now()``
+        to export at once, ``exporter.finish()`` at the end. Every worker calls it (saving is a
+        collective under ``MultiWorkerMirroredStrategy``); only the chief keeps the versions.
+        """
+        from .versions import VersionExporter
+
+        return VersionExporter(self, model, base, every_steps=every_steps, every_seconds=every_seconds, serve=serve)
+
     def get_checkpoint_dir(self):
         """This node's own checkpoint folder (kept by dlflow until the job succeeds)."""
         return self._spec.get("checkpoint_dir")

@@ -226,6 +226,16 @@ impl EpochProgress {
                     bar.set_message(format!("epoch {}/{total}", state.done + 1));
                 }
             }
+            // Online training's versions (TFContext.version_exporter), as readers will see them.
+            Some("version_exported") => say(
+                &bar,
+                format!(
+                    "model version {} exported to {} ({:.2} s to save)",
+                    notice["version"],
+                    notice["path"].as_str().unwrap_or("?"),
+                    notice["seconds"].as_f64().unwrap_or(0.0)
+                ),
+            ),
             // Every worker reports these; worker 0's (above) speak for all.
             Some("epoch_end" | "first_batch" | "epoch" | "loaded" | "restored") => {}
             Some(event) => say(&bar, format!("[{node}] report: {event}{}", report_fields(notice))),

@@ -19,6 +19,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
     ("writer.py", include_str!("../../../python/dlflow/writer.py")),
     ("checkpoint.py", include_str!("../../../python/dlflow/checkpoint.py")),
+    ("versions.py", include_str!("../../../python/dlflow/versions.py")),
     ("estimator.py", include_str!("../../../python/dlflow/estimator.py")),
     ("keras_file.py", include_str!("../../../python/dlflow/keras_file.py")),
     ("training_data.py", include_str!("../../../python/dlflow/training_data.py")),

@@ -14,7 +14,11 @@
 //!   same epochs as timed inside the 12-epoch runs, with the CPU seconds per epoch of all
 //!   processes; alternating rounds, the ratio's median and range over the rounds (target >= 0.95x).
 //!
-//! Run with `scripts/bench.sh training [feed|train|startup|fit]`. Sizes: DLFLOW_BENCH_FEED_ROWS
+//! - `online`: online training's samples/s over a TCP stream against the same rows as a bounded
+//!   table, and the time from a version's export to a streaming reader's first prediction with it
+//!   (see benches/online/mod.rs; target >= 0.8x).
+//!
+//! Run with `scripts/bench.sh training [feed|train|startup|fit|online]`. Sizes: DLFLOW_BENCH_FEED_ROWS
 //! (default 1000000), DLFLOW_BENCH_TRAIN_ROWS (default 30000), DLFLOW_BENCH_FIT_ROWS (default
 //! 60000), DLFLOW_BENCH_FIT_ROUNDS (default 3), DLFLOW_BENCH_FIT_EPOCHS (the long run, default
 //! 12); DLFLOW_BENCH_FIT_STREAM=1 adds `dlflow fit --no-shuffle` (every epoch read and sent again).
@@ -26,6 +30,8 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::DataType;
 use dlflow::{DataGen, Environment, Generator, Job, JobReport, TfClusterConfig};
 use serde_json::Value;
+
+mod online;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -335,5 +341,8 @@ async fn main() {
     }
     if all || which.iter().any(|w| w == "fit") {
         fit().await;
+    }
+    if all || which.iter().any(|w| w == "online") {
+        online::online().await;
     }
 }

@@ -218,17 +218,34 @@ impl TrainArgs {
         if let Some(seconds) = self.connect_timeout {
             job = job.connect_timeout(seconds_flag("connect timeout", seconds)?);
         }
-        // Ctrl-C: dlflow stops its nodes and removes its temp files itself, then exits 130.
+        let unbounded = match &input {
+            Some(table) => table.is_unbounded().await?,
+            None => false,
+        };
+        // Ctrl-C (or SIGTERM): over a stream the first one ends the input, so that the nodes
+        // finish their pass (online training exports its last version) and the job ends
+        // normally; otherwise, or at the second one, dlflow stops its nodes and removes its temp
+        // files itself. Either way it exits 130.
         let cancel = job.cancel_flag();
+        let mut signals = Signals::new()?;
         let mut running = std::pin::pin!(job.run());
-        let report = tokio::select! {
-            report = &mut running => report,
-            _ = tokio::signal::ctrl_c() => {
-                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = running.await;
-                progress.finish();
-                eprintln!("interrupted: every node stopped");
-                std::process::exit(INTERRUPTED);
+        let mut stopping = false;
+        let report = loop {
+            tokio::select! {
+                report = &mut running => break report,
+                () = signals.next() => {
+                    if unbounded && !stopping {
+                        stopping = true;
+                        progress.say("stopping: the stream's input ends here; the nodes finish their pass (Ctrl-C again to stop at once)".into());
+                        dlflow::layers::dlflow_table::stream::request_stop();
+                        continue;
+                    }
+                    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = running.await;
+                    progress.finish();
+                    eprintln!("interrupted: every node stopped");
+                    std::process::exit(INTERRUPTED);
+                }
             }
         };
         progress.finish();
@@ -238,6 +255,10 @@ impl TrainArgs {
             if let Some((events, svg)) = loss_curve_files(&config) {
                 super::show_loss_curve(&events, &svg);
             }
+        }
+        if stopping {
+            eprintln!("interrupted: the stream's input was ended; every node finished its pass and stopped");
+            std::process::exit(INTERRUPTED);
         }
         Ok(())
     }
@@ -343,3 +364,28 @@ fn job_id(path: &Path, text: &str, hosts: Option<&Path>) -> String {
     format!("{stem}-{:016x}", hasher.finish())
 }
 
+
+/// Ctrl-C and SIGTERM, as one stream of "stop" requests (train handles both itself: its nodes
+/// must not outlive dlflow).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> dlflow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| dlflow::Error::Invalid(format!("cannot listen for {name}: {e}")))
+        };
+        Ok(Signals { interrupt: listen(SignalKind::interrupt(), "Ctrl-C (SIGINT)")?, terminate: listen(SignalKind::terminate(), "SIGTERM")? })
+    }
+
+    /// Completes at the next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `dlflow train` over an unbounded TCP stream, as a user runs it: the pass ends with the input
+//! and a last model version is exported; Ctrl-C (SIGINT to the process) ends the input, the
+//! nodes finish their pass and export, and dlflow exits 130 with nothing left running.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The training stream's table over the producer on `port`; its end ends the input.
+fn stream_sql(port: u16) -> String {
+    format!(
+        "CREATE UNBOUNDED EXTERNAL TABLE samples (x FLOAT, y FLOAT) STORED AS JSON LOCATION 'tcp://127.0.0.1:{port}'
+         OPTIONS ('reconnect' 'false');
+         SELECT x, y FROM samples"
+    )
+}
+
+/// Serves `{"x", "y"}` lines (y = 2x + 1) to the first peer: `rows` of them then closes, or
+/// (`None`) about 1000 a second until the peer goes away.
+fn producer(rows: Option<usize>) -> (u16, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let thread = std::thread::spawn(move || {
+        let (peer, _) = listener.accept().expect("dlflow connects");
+        let mut peer = std::io::BufWriter::new(peer);
+        let mut sent = 0;
+        while rows.is_none_or(|rows| sent < rows) {
+            let x = (sent % 200) as f64 / 100.0 - 1.0;
+            if writeln!(peer, "{{\"x\": {x}, \"y\": {}}}", 2.0 * x + 1.0).is_err() {
+                break;
+            }
+            sent += 1;
+            if rows.is_none() && sent % 50 == 0 {
+                if peer.flush().is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = peer.flush();
+        sent
+    });
+    (port, thread)
+}
+
+/// The numbered folders and other entries of a versions' base folder.
+fn entries(base: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(base).expect("base").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Dead, or a zombie whose new parent has not reaped it yet: either way not running.
+fn not_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn train_over_a_tcp_stream_ends_with_its_input_and_exports_a_last_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("linear");
+    let (port, producer) = producer(Some(800));
+    let entry = repo().join("examples/online/train.py");
+    let output = Command::new(env!("CARGO_BIN_EXE_dlflow"))
+        .args(["train", "--sql", &stream_sql(port), "--entry", &format!("{}:train_entry", entry.display())])
+        .args(["--property", &format!("model_dir={}", base.display()), "--property", "every_steps=1000000"])
+        .output()
+        .expect("run dlflow");
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(producer.join().expect("producer"), 800);
+    // No version during the pass (every 1000000 steps); the one at its end, complete.
+    assert_eq!(entries(&base), vec!["1".to_string()], "{stderr}");
+    assert!(base.join("1/saved_model.pb").is_file());
+    assert!(stderr.contains("model version 1 exported to"), "{stderr}");
+    assert!(stderr.contains("800 rows fed"), "the report counts every row: {stderr}");
+}
+
+/// A loop of its own (TFContext.version_exporter's step_done/finish): writes its pid, a marker
+/// once it trained a step, and its step count at the end.
+const ONLINE_ENTRY: &str = r#"
+import os
+import tensorflow as tf
+from dlflow import TFContext
+
+def online_entry(context):
+    ctx = TFContext(context)
+    out = ctx.get_property("out_dir")
+    with open(os.path.join(out, "worker.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    model = tf.keras.Sequential([tf.keras.Input(shape=(1,), name="x"), tf.keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    exporter = ctx.version_exporter(model, ctx.get_property("model_dir"), every_steps=1000000)
+    steps = 0
+    for x, y in ctx.get_tfdataset(features="x", label="y", batch_size=16):
+        model.train_on_batch(tf.expand_dims(x, -1), y)
+        exporter.step_done()
+        steps += 1
+        if steps == 1:
+            open(os.path.join(out, "training"), "w").close()
+    exporter.finish()
+    with open(os.path.join(out, "steps.txt"), "w") as f:
+        f.write(str(steps))
+"#;
+
+#[test]
+fn sigint_ends_online_training_with_a_last_version_and_no_node_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("linear");
+    let entry = dir.path().join("online_entry.py");
+    std::fs::write(&entry, ONLINE_ENTRY).expect("entry");
+    let (port, producer) = producer(None);
+    let child = Command::new(env!("CARGO_BIN_EXE_dlflow"))
+        .args(["train", "--sql", &stream_sql(port), "--entry", &format!("{}:online_entry", entry.display())])
+        .args(["--property", &format!("model_dir={}", base.display()), "--property", &format!("out_dir={}", dir.path().display())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.path().join("training").is_file() {
+        assert!(Instant::now() < deadline, "the worker did not start training");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!base.join("1").exists(), "no version before the end of the pass");
+    // What Ctrl-C in a terminal does to dlflow (the nodes have their own process group).
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopping: the stream's input ends here"), "{stderr}");
+    assert!(stderr.contains("interrupted: the stream's input was ended; every node finished its pass"), "{stderr}");
+    // The pass finished: the entry wrote its steps, and the last version is there, complete.
+    let steps: u64 = std::fs::read_to_string(dir.path().join("steps.txt")).expect("the entry finished its pass").trim().parse().expect("steps");
+    assert!(steps >= 1);
+    assert_eq!(entries(&base), vec!["1".to_string()], "the last version and nothing half written: {stderr}");
+    assert!(base.join("1/saved_model.pb").is_file() && base.join("1/variables/variables.index").is_file());
+    // The node is gone, and the producer saw dlflow go away.
+    let pid: u32 = std::fs::read_to_string(dir.path().join("worker.pid")).expect("pid").trim().parse().expect("pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !not_running(pid) {
+        assert!(Instant::now() < deadline, "the node outlived dlflow: {pid}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(producer.join().expect("producer") > 0);
+}

@@ -13,6 +13,9 @@
 //!   over the same rows from a file; the latency of a window's result after the watermark passes
 //!   its end.
 //!
+//! - Delays (only when asked for: `scripts/bench.sh streams delays`): the latency case for
+//!   several `--max-batch-delay-ms`, which chose the default.
+//!
 //! Each figure is repeated (`DLFLOW_BENCH_REPEATS`, default 3); medians and ranges are printed.
 
 use std::io::{BufRead, BufReader, Write};
@@ -152,7 +155,8 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-fn latency(peak: f64) {
+/// Latency at half the peak rate; `delay` sets `--max-batch-delay-ms` (`None`: the default).
+fn latency(peak: f64, delay: Option<u64>) {
     let rate = peak / 2.0;
     let seconds = 10.0;
     let n = (rate * seconds) as usize;
@@ -162,10 +166,16 @@ fn latency(peak: f64) {
             format!("{{\"pixels\":[{}],\"id\":{i}}}", values.join(","))
         })
         .collect();
-    println!("latency, model `mlp` over standard input at {} records/s (half the peak stream throughput), {n} records:", human(rate));
+    let delay_text = delay.map_or_else(|| "the default max batch delay".to_string(), |ms| format!("--max-batch-delay-ms {ms}"));
+    println!("latency, model `mlp` over standard input at {} records/s (half the peak stream throughput), {n} records, {delay_text}:", human(rate));
     let mlp = model("mlp");
+    let delay_ms = delay.map(|ms| ms.to_string());
+    let mut args = vec!["predict", "--model", &mlp, "--input", "-", "--output", "-", "--columns", "id BIGINT"];
+    if let Some(ms) = &delay_ms {
+        args.extend(["--max-batch-delay-ms", ms]);
+    }
     for run in 0..repeats() {
-        let (latencies, _) = paced_latencies(&["predict", "--model", &mlp, "--input", "-", "--output", "-", "--columns", "id BIGINT"], &lines, rate, |_| {});
+        let (latencies, _) = paced_latencies(&args, &lines, rate, |_| {});
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
             "  run {}: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms (target p99 < 10 ms), {} results",
@@ -331,13 +341,22 @@ fn main() {
         throughput(dir.path(), "linear", 2_000_000, 50_000, 1);
         mlp_peak = Some(throughput(dir.path(), "mlp", 20_000, 5_000, 784));
     }
-    if wanted("latency") {
-        let peak = mlp_peak.unwrap_or_else(|| {
+    let mut peak = || {
+        *mlp_peak.get_or_insert_with(|| {
             let file = dir.path().join("mlp-peak.json");
             write_records(&file, 20_000, 784);
             run_rate(&["predict", "--model", &model("mlp"), "--input", "-", "--output", "-", "--columns", "id BIGINT"], Some(&file))
-        });
-        latency(peak);
+        })
+    };
+    if wanted("latency") {
+        latency(peak(), None);
+    }
+    // Not in the default set: what chose the default max batch delay.
+    if filter.iter().any(|f| f == "delays") {
+        let peak = peak();
+        for delay in [0, 1, 2, 5, 10] {
+            latency(peak, Some(delay));
+        }
     }
     if wanted("reload") {
         hot_reload(dir.path());

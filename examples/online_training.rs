@@ -153,6 +153,21 @@ fn produce_queries(listener: TcpListener, drifted: Arc<AtomicBool>, done: Arc<At
 
 /// Waits for `BASE/1` (the reader needs a version to start with); fails when the training ended
 /// or took two minutes without one.
+/// A listener on a free loopback port (where the example's producer writes) and the unbounded
+/// table `name` that dlflow reads from it, one NDJSON record per line; its end ends the table.
+async fn tcp_stream(env: &Environment, name: &str, columns: &str, select: &str) -> dlflow::Result<(TcpListener, dlflow::Table)> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| dlflow::Error::Invalid(format!("bind: {e}")))?;
+    let port = listener.local_addr().map_err(|e| dlflow::Error::Invalid(format!("address: {e}")))?.port();
+    let table = env
+        .sql(&format!(
+            "CREATE UNBOUNDED EXTERNAL TABLE {name} ({columns}) STORED AS JSON
+             LOCATION 'tcp://127.0.0.1:{port}' OPTIONS ('reconnect' 'false');
+             SELECT {select} FROM {name}"
+        ))
+        .await?;
+    Ok((listener, table))
+}
+
 async fn wait_for_first_version(base: &Path, training: &tokio::task::JoinHandle<dlflow::Result<dlflow::JobReport>>) -> dlflow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !base.join("1").is_dir() {
@@ -172,15 +187,7 @@ pub async fn run(base: &Path, settings: Settings) -> dlflow::Result<Outcome> {
     let changed_at = Arc::new(Mutex::new(None));
 
     // The training stream: dlflow connects to the producer; its end ends the pass.
-    let samples_listener = TcpListener::bind("127.0.0.1:0").map_err(|e| dlflow::Error::Invalid(format!("bind: {e}")))?;
-    let port = samples_listener.local_addr().map_err(|e| dlflow::Error::Invalid(format!("address: {e}")))?.port();
-    let samples = env
-        .sql(&format!(
-            "CREATE UNBOUNDED EXTERNAL TABLE samples (x FLOAT, y FLOAT) STORED AS JSON
-             LOCATION 'tcp://127.0.0.1:{port}' OPTIONS ('reconnect' 'false');
-             SELECT x, y FROM samples"
-        ))
-        .await?;
+    let (samples_listener, samples) = tcp_stream(&env, "samples", "x FLOAT, y FLOAT", "x, y").await?;
     let taken = Arc::new(AtomicU64::new(0));
     let producer = std::thread::spawn({
         let (settings, taken, drifted, changed_at) = (settings.clone(), taken.clone(), drifted.clone(), changed_at.clone());
@@ -213,15 +220,7 @@ pub async fn run(base: &Path, settings: Settings) -> dlflow::Result<Outcome> {
 
     // The reader: the newest version over a stream of x values, from the first version on.
     wait_for_first_version(base, &training).await?;
-    let queries_listener = TcpListener::bind("127.0.0.1:0").map_err(|e| dlflow::Error::Invalid(format!("bind: {e}")))?;
-    let port = queries_listener.local_addr().map_err(|e| dlflow::Error::Invalid(format!("address: {e}")))?.port();
-    let queries = env
-        .sql(&format!(
-            "CREATE UNBOUNDED EXTERNAL TABLE queries (x FLOAT, drifted BOOLEAN) STORED AS JSON
-             LOCATION 'tcp://127.0.0.1:{port}' OPTIONS ('reconnect' 'false');
-             SELECT x, drifted FROM queries"
-        ))
-        .await?;
+    let (queries_listener, queries) = tcp_stream(&env, "queries", "x FLOAT, drifted BOOLEAN", "x, drifted").await?;
     let done = Arc::new(AtomicBool::new(false));
     let query_producer = std::thread::spawn({
         let (drifted, done) = (drifted.clone(), done.clone());

@@ -18,20 +18,12 @@ use dlflow::{Environment, JobReport, TfClusterConfig};
 #[allow(dead_code)]
 mod online_training;
 
+use super::{median, spread};
+
 fn entry() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/entries/online_bench.py")
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Median, lowest, highest.
-fn spread(values: &mut [f64]) -> (f64, f64, f64) {
-    let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    (median(values), low, high)
-}
 
 /// The rows both sides train on: x in [-1, 1), y = 2x + 1.
 fn samples(rows: usize) -> (Vec<f32>, Vec<f32>) {

@@ -386,8 +386,8 @@ impl Cluster {
                         }
                     }
                     let node = &self.nodes[i];
-                    if node.done_at.is_none() {
-                        let exit = node.exit.clone().expect("an exit");
+                    // `exit` was Some above and is never reset.
+                    if let (None, Some(exit)) = (node.done_at, node.exit.clone()) {
                         return Err(ClusterError::NodeExited {
                             node: node.name,
                             status: self.on_process(node.name, exit.status),

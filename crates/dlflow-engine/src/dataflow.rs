@@ -89,6 +89,11 @@ pub fn run_with(
     stop: Arc<AtomicBool>,
     options: RunOptions,
 ) -> Result<EngineReport, EngineError> {
+    if sinks.is_empty() {
+        // The dealer would deal to worker 0 of none; a run that reads the table for nobody
+        // is a mistake of the caller, said so rather than reported as a finished job.
+        return Err(EngineError::NoWorkers);
+    }
     let config = EngineConfig { threads: config.threads.max(1), epochs: config.epochs.max(1), ..config };
     // A shuffled source has cut the shares itself: one partition per ML worker.
     let (source, dealer) = match config.shuffle {

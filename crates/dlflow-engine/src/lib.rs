@@ -255,6 +255,9 @@ pub enum EngineError {
     /// Timely could not start or a worker thread panicked.
     #[error("engine: {0}")]
     Runtime(String),
+    /// A run was asked to feed no ML workers.
+    #[error("the engine was given no ML worker to feed (no sinks); a run needs at least one")]
+    NoWorkers,
     /// The processes of a job could not connect, or lost each other.
     #[error("{0}")]
     Network(String),

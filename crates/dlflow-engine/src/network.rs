@@ -205,7 +205,11 @@ impl Endpoint {
     pub fn accept_control(&self, timeout: Duration, stop: &AtomicBool) -> Result<Vec<TcpStream>, EngineError> {
         let others: Vec<usize> = (1..self.hosts.len()).collect();
         let mut streams = self.take(Role::Control, 0, &others, timeout, stop)?;
-        Ok(others.iter().map(|p| streams.remove(p).expect("taken")).collect())
+        // `take` returns every process asked for or an error; a gap is still an error, not a panic.
+        others
+            .iter()
+            .map(|p| streams.remove(p).ok_or_else(|| EngineError::Network(format!("process {p} opened no control connection"))))
+            .collect()
     }
 
     /// Processes 1..n: the control connection to process 0.

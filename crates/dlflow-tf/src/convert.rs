@@ -40,6 +40,8 @@ pub struct InputPlan {
     pub column: String,
     /// Signature input key.
     pub input: String,
+    /// The column's Arrow type the plan was made for; other arrays are refused.
+    column_type: DataType,
     shape_text: String,
     dtype: DType,
     /// Cast applied to the column's values first (e.g. Float64 -> Float32), if any.
@@ -77,7 +79,8 @@ impl InputPlan {
 
     fn plan(field: &Field, spec: &TensorSpec, allow_cast: bool, batched: bool) -> Result<InputPlan> {
         let (element, list, list_width) = match field.data_type() {
-            DataType::FixedSizeList(child, k) => (child.data_type(), ListKind::Fixed, Some(*k as usize)),
+            // A negative size is refused by Arrow's arrays but not by a field: 0 never matches.
+            DataType::FixedSizeList(child, k) => (child.data_type(), ListKind::Fixed, Some(usize::try_from(*k).unwrap_or(0))),
             DataType::List(child) | DataType::LargeList(child) => (child.data_type(), ListKind::Variable, None),
             other => (other, ListKind::Scalar, Some(1)),
         };
@@ -106,6 +109,7 @@ impl InputPlan {
         Ok(InputPlan {
             column: field.name().clone(),
             input: spec.key.clone(),
+            column_type: field.data_type().clone(),
             shape_text: spec.shape.to_string(),
             dtype: spec.dtype,
             cast_to,
@@ -126,6 +130,14 @@ impl InputPlan {
     /// is per row).
     pub fn to_tensor(&self, tf: &'static TensorFlow, array: &dyn Array) -> Result<Tensor> {
         let rows = array.len();
+        if array.data_type() != &self.column_type {
+            return Err(TfError::TypeMismatch {
+                column: self.column.clone(),
+                input: self.input.clone(),
+                found: array.data_type().to_string(),
+                expected: format!("{} (the type this input was planned for)", self.column_type),
+            });
+        }
         if !self.batched && rows != 1 {
             return Err(self.shape_error(format!("the input takes one row per run, got {rows}")));
         }
@@ -137,10 +149,13 @@ impl InputPlan {
         };
         let mut dims = Vec::with_capacity(1 + self.inner_dims.len());
         if self.batched {
-            dims.push(rows as i64);
+            dims.push(i64::try_from(rows).map_err(|_| self.shape_error(format!("{rows} rows do not fit a tensor dimension")))?);
         }
         dims.extend_from_slice(&self.inner_dims);
-        Ok(values_to_tensor(tf, self.dtype, &dims, &values))
+        values_to_tensor(tf, self.dtype, &dims, &values).map_err(|e| match e {
+            TfError::TensorAllocation { message, .. } => self.shape_error(message),
+            other => other,
+        })
     }
 
     /// The column's element values, one after another, checked for nulls and ragged rows.
@@ -214,25 +229,33 @@ fn castable(from: &DataType, to: &DataType) -> bool {
     (to.is_floating() && numeric) || (to.is_integer() && from.is_integer())
 }
 
-/// A tensor of `dims` holding `values`, which are already of `dtype`'s Arrow type (or a
-/// string or binary type for string tensors) and number `dims.product()`.
-pub(crate) fn values_to_tensor(tf: &'static TensorFlow, dtype: DType, dims: &[i64], values: &ArrayRef) -> Tensor {
+/// A tensor of `dims` holding `values`, which must be of `dtype`'s Arrow type (or a string
+/// or binary type for string tensors) and number `dims.product()`.
+pub(crate) fn values_to_tensor(tf: &'static TensorFlow, dtype: DType, dims: &[i64], values: &ArrayRef) -> Result<Tensor> {
+    let error = |message: String| TfError::TensorAllocation { dtype: dtype.to_string(), dims: dims.to_vec(), message };
+    if !accepts_directly(dtype, values.data_type()) {
+        return Err(error(format!("its values are {}, not {dtype}", values.data_type())));
+    }
+    let count = dims.iter().try_fold(1i64, |n, d| n.checked_mul(*d));
+    if count != i64::try_from(values.len()).ok() {
+        return Err(error(format!("{} value(s) were given", values.len())));
+    }
     match dtype {
         DType::String => {
             let strings = string_values(values);
             Tensor::strings(tf, dims, strings.iter().copied())
         }
         DType::Bool => {
-            let mut tensor = Tensor::allocate(tf, DType::Bool, dims);
+            let mut tensor = Tensor::allocate(tf, DType::Bool, dims)?;
             for (slot, value) in tensor.bytes_mut().iter_mut().zip(values.as_boolean().values().iter()) {
                 *slot = value as u8;
             }
-            tensor
+            Ok(tensor)
         }
         _ => {
-            let mut tensor = Tensor::allocate(tf, dtype, dims);
-            copy_primitive_bytes(values, tensor.bytes_mut());
-            tensor
+            let mut tensor = Tensor::allocate(tf, dtype, dims)?;
+            copy_primitive_bytes(values, tensor.bytes_mut()).map_err(error)?;
+            Ok(tensor)
         }
     }
 }
@@ -266,7 +289,7 @@ fn row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize>) -> R
         1 => Err("the input takes one value per row, but the column is a list".into()),
         _ => {
             let inner = &dims[1..];
-            let known: i64 = inner.iter().filter(|d| **d >= 0).product();
+            let known = checked_product(inner.iter().filter(|d| **d >= 0))?;
             let unknown = inner.iter().filter(|d| **d < 0).count();
             let width = match (list_width, unknown) {
                 (Some(k), _) => k as i64,
@@ -286,13 +309,22 @@ fn row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize>) -> R
     }
 }
 
+/// The product of non-negative dimensions, or an error when it overflows (TensorFlow would
+/// abort on such a shape).
+fn checked_product<'a>(dims: impl IntoIterator<Item = &'a i64>) -> Result<i64, String> {
+    let dims: Vec<i64> = dims.into_iter().copied().collect();
+    dims.iter()
+        .try_fold(1i64, |n, d| n.checked_mul(*d).filter(|p| usize::try_from(*p).is_ok()))
+        .ok_or_else(|| format!("the dimensions {dims:?} hold more values than a tensor can"))
+}
+
 /// Values per row and the tensor dimensions of one row fed on its own (no batch dimension).
 fn single_row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize>) -> Result<(usize, Vec<i64>), String> {
     let width = match (list, list_width) {
         (ListKind::Scalar, _) => 1,
         (_, Some(k)) => k,
         (_, None) => match spec.shape.dims() {
-            Some(dims) if dims.iter().all(|d| *d >= 0) => dims.iter().product::<i64>() as usize,
+            Some(dims) if dims.iter().all(|d| *d >= 0) => checked_product(dims)? as usize,
             _ => return Err("a variable-length list needs a signature input with a static shape".into()),
         },
     };
@@ -300,7 +332,7 @@ fn single_row_layout(spec: &TensorSpec, list: ListKind, list_width: Option<usize
         None if list == ListKind::Scalar => Ok((1, vec![])),
         None => Ok((width, vec![width as i64])),
         Some(dims) if dims.iter().all(|d| *d >= 0) => {
-            let expected = dims.iter().product::<i64>() as usize;
+            let expected = checked_product(dims)? as usize;
             if expected == width {
                 Ok((width, dims.to_vec()))
             } else {
@@ -324,14 +356,19 @@ pub(crate) fn string_values(values: &ArrayRef) -> Vec<&[u8]> {
     }
 }
 
-/// Copy a primitive array's values (already of the tensor's type) into `out`.
-fn copy_primitive_bytes(values: &ArrayRef, out: &mut [u8]) {
-    fn copy<T: ArrowPrimitiveType>(values: &ArrayRef, out: &mut [u8]) {
+/// Copy a primitive array's values (already of the tensor's type) into `out`, which must
+/// be exactly their size.
+fn copy_primitive_bytes(values: &ArrayRef, out: &mut [u8]) -> Result<(), String> {
+    fn copy<T: ArrowPrimitiveType>(values: &ArrayRef, out: &mut [u8]) -> Result<(), String> {
         let slice: &[T::Native] = values.as_primitive::<T>().values();
         let len = std::mem::size_of_val(slice);
+        if len != out.len() {
+            return Err(format!("{len} bytes of values for a buffer of {}", out.len()));
+        }
         // SAFETY: a slice of plain numbers viewed as its `len` bytes.
         let bytes = unsafe { std::slice::from_raw_parts(slice.as_ptr().cast::<u8>(), len) };
-        out[..len].copy_from_slice(bytes);
+        out.copy_from_slice(bytes);
+        Ok(())
     }
     match values.data_type() {
         DataType::Float32 => copy::<Float32Type>(values, out),
@@ -341,7 +378,7 @@ fn copy_primitive_bytes(values: &ArrayRef, out: &mut [u8]) {
         DataType::Int16 => copy::<Int16Type>(values, out),
         DataType::Int8 => copy::<Int8Type>(values, out),
         DataType::UInt8 => copy::<UInt8Type>(values, out),
-        _ => {}
+        other => Err(format!("values of type {other} are not a tensor's numbers")),
     }
 }
 
@@ -372,7 +409,10 @@ pub fn output_field_with(spec: &TensorSpec, name: &str, shape: &Shape, layout: O
         .ok_or_else(|| error(format!("element type {} has no Arrow counterpart", spec.dtype)))?;
     let data_type = match output_width(shape, layout).map_err(error)? {
         None => element,
-        Some(width) => DataType::FixedSizeList(Arc::new(Field::new("item", element, false)), width as i32),
+        Some(width) => {
+            let width = i32::try_from(width).map_err(|_| error(format!("{width} values per row do not fit an Arrow list (at most {})", i32::MAX)))?;
+            DataType::FixedSizeList(Arc::new(Field::new("item", element, false)), width)
+        }
     };
     Ok(Arc::new(Field::new(name, data_type, false)))
 }
@@ -393,7 +433,7 @@ fn output_width(shape: &Shape, layout: OutputLayout) -> Result<Option<usize>, St
     if per_row.iter().any(|d| *d < 0) {
         return Err(format!("its shape {shape} has unknown inner dimensions; dlflow needs them static"));
     }
-    Ok(match per_row.iter().product::<i64>() as usize {
+    Ok(match checked_product(per_row)? as usize {
         1 => None,
         width => Some(width),
     })
@@ -434,8 +474,8 @@ pub fn tensor_to_column(tensor: &Tensor, spec: &TensorSpec, field: &Field, rows:
     })
 }
 
-/// The elements of a tensor as a flat Arrow array of its element type.
-pub(crate) fn tensor_values(tensor: &Tensor) -> Result<ArrayRef, String> {
+/// The elements of a tensor as a flat Arrow array of its element type (row-major).
+pub fn tensor_values(tensor: &Tensor) -> Result<ArrayRef, String> {
     Ok(match tensor.dtype() {
         DType::Float => primitive::<Float32Type>(tensor),
         DType::Double => primitive::<Float64Type>(tensor),

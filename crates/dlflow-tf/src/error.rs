@@ -253,6 +253,30 @@ pub enum TfError {
         /// TensorFlow's message.
         message: String,
     },
+    /// A tensor that cannot be made: a negative or overflowing shape, or TensorFlow's
+    /// allocator returning nothing.
+    #[error("cannot make a {dtype} tensor of shape {dims:?}: {message}")]
+    TensorAllocation {
+        /// The element type.
+        dtype: String,
+        /// The shape asked for.
+        dims: Vec<i64>,
+        /// What went wrong.
+        message: String,
+    },
+    /// A batch whose columns differ from the schema a [`crate::Predictor`] (or an
+    /// [`crate::ExampleEncoder`]) was made for.
+    #[error("column {index} (`{column}`) has type {found}, but it was planned for a table where it is {expected}; make a new Predictor (or ExampleEncoder) for the new schema")]
+    SchemaChanged {
+        /// Position of the column.
+        index: usize,
+        /// Its name in the batch (or `missing` when the batch has fewer columns).
+        column: String,
+        /// The type the predictor was made for.
+        expected: String,
+        /// The type in the batch (or `no column`).
+        found: String,
+    },
     /// An Arrow error while building output columns.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),

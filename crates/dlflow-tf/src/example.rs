@@ -201,10 +201,27 @@ struct FeatureColumn {
     feature: String,
     column: usize,
     column_name: String,
+    /// The column's type in the schema the encoder was made for.
+    column_type: DataType,
     list: ListType,
     /// Values a fixed-length feature needs in every example.
     values_per_example: Option<usize>,
     required: bool,
+}
+
+impl FeatureColumn {
+    /// Its column in `batch`, which must be of the schema the encoder was made for.
+    fn array<'a>(&self, batch: &'a RecordBatch) -> Result<&'a ArrayRef> {
+        match batch.columns().get(self.column) {
+            Some(array) if array.data_type() == &self.column_type => Ok(array),
+            found => Err(TfError::SchemaChanged {
+                index: self.column,
+                column: self.column_name.clone(),
+                expected: self.column_type.to_string(),
+                found: found.map_or_else(|| format!("no column (the batch has {})", batch.num_columns()), |a| a.data_type().to_string()),
+            }),
+        }
+    }
 }
 
 /// Builds serialized `tf.train.Example` protos from a table's rows: one feature per column.
@@ -276,6 +293,7 @@ impl ExampleEncoder {
                         feature,
                         column,
                         column_name: field.name().clone(),
+                        column_type: field.data_type().clone(),
                         list,
                         values_per_example: None,
                         required: false,
@@ -310,10 +328,16 @@ impl ExampleEncoder {
             feature: feature.name.clone(),
             column,
             column_name: field.name().clone(),
+            column_type: field.data_type().clone(),
             list,
             values_per_example,
             required: feature.is_required(),
         })
+    }
+
+    /// The positions of the columns it reads.
+    pub(crate) fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.features.iter().map(|f| f.column)
     }
 
     /// `(feature, column)` pairs, in the order they are written.
@@ -323,7 +347,7 @@ impl ExampleEncoder {
 
     /// One serialized Example per row of `batch` (of the schema given to [`ExampleEncoder::new`]).
     pub fn encode(&self, batch: &RecordBatch) -> Result<SerializedExamples> {
-        let prepared = self.features.iter().map(|f| Prepared::new(f, batch.column(f.column))).collect::<Result<Vec<_>>>()?;
+        let prepared = self.features.iter().map(|f| Prepared::new(f, f.array(batch)?)).collect::<Result<Vec<_>>>()?;
         let rows = batch.num_rows();
         let mut slots: Vec<FeatureEntry> =
             self.features.iter().map(|f| FeatureEntry { key: f.feature.clone(), value: Some(f.list.empty_feature()) }).collect();
@@ -365,7 +389,7 @@ impl ExampleEncoder {
     /// Required features whose columns hold nulls: TensorFlow would refuse those examples.
     pub(crate) fn check_required(&self, batch: &RecordBatch) -> Result<()> {
         for feature in self.features.iter().filter(|f| f.required) {
-            let nulls = batch.column(feature.column).null_count();
+            let nulls = feature.array(batch)?.null_count();
             if nulls > 0 {
                 return Err(TfError::FeatureMismatch {
                     column: feature.column_name.clone(),

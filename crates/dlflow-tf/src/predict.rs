@@ -116,6 +116,9 @@ pub struct Predictor {
     outputs: Vec<OutputPlan>,
     runs: Runs,
     batch_size: usize,
+    /// The columns the feeds read, as (position, type) in the schema it was made for: a
+    /// batch of another schema is refused instead of read at the wrong place.
+    reads: Vec<(usize, arrow::datatypes::DataType)>,
 }
 
 /// Where a signature input's tensor comes from.
@@ -240,7 +243,17 @@ impl Predictor {
             Runs::Exactly(rows) => rows,
             Runs::PerRow => 1,
         };
-        Ok(Predictor { model, signature, feeds, outputs, runs, batch_size })
+        let mut read: Vec<usize> = feeds
+            .iter()
+            .flat_map(|feed| match feed {
+                Feed::Column { index, .. } => vec![*index],
+                Feed::Examples { encoder, .. } => encoder.columns().collect(),
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let reads = read.into_iter().map(|i| (i, schema.field(i).data_type().clone())).collect();
+        Ok(Predictor { model, signature, feeds, outputs, runs, batch_size, reads })
     }
 
     /// The bound signature.
@@ -273,6 +286,7 @@ impl Predictor {
     /// Run the model over `batch` (of the schema given to [`Predictor::new`]), `batch_size`
     /// rows per TensorFlow run, and return one column per output, row-aligned with `batch`.
     pub fn predict(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.check_schema(batch)?;
         let rows = batch.num_rows();
         if rows <= self.batch_size {
             return self.run_chunk(batch);
@@ -287,6 +301,22 @@ impl Predictor {
                 Ok(concat(&parts)?)
             })
             .collect()
+    }
+
+    /// Whether `batch` has, at each position a feed reads, a column of the type planned for.
+    fn check_schema(&self, batch: &RecordBatch) -> Result<()> {
+        for (index, expected) in &self.reads {
+            let found = batch.columns().get(*index).map(|c| c.data_type());
+            if found != Some(expected) {
+                return Err(TfError::SchemaChanged {
+                    index: *index,
+                    column: batch.schema().fields().get(*index).map_or_else(|| "missing".to_string(), |f| f.name().clone()),
+                    expected: expected.to_string(),
+                    found: found.map_or_else(|| format!("no column (the batch has {})", batch.num_columns()), |t| t.to_string()),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn run_chunk(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
@@ -330,7 +360,7 @@ impl Feed {
                 encoder.check_required(batch)?;
                 let examples = encoder.encode(batch)?;
                 let dims: &[i64] = if *batched { &[examples.len() as i64] } else { &[] };
-                Ok(Tensor::strings(tf, dims, examples.iter()))
+                Tensor::strings(tf, dims, examples.iter())
             }
         }
     }

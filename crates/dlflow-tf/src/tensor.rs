@@ -8,6 +8,7 @@
 use std::ffi::c_int;
 
 use crate::dtype::DType;
+use crate::error::{Result, TfError};
 use crate::ffi::{TF_TString, TF_Tensor};
 use crate::library::TensorFlow;
 
@@ -35,29 +36,61 @@ pub(crate) fn element_size(dtype: DType) -> Option<usize> {
     })
 }
 
+/// Elements and bytes of a tensor of `dims`, or why TensorFlow must not be asked for it.
+fn checked_size(dtype: DType, dims: &[i64], element: usize) -> Result<(usize, usize)> {
+    if let Some(d) = dims.iter().find(|d| **d < 0) {
+        return Err(allocation_error(dtype, dims, format!("dimension {d} is negative")));
+    }
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, d| usize::try_from(*d).ok().and_then(|d| n.checked_mul(d)))
+        .filter(|n| i64::try_from(*n).is_ok());
+    let bytes = count.and_then(|n| n.checked_mul(element));
+    match (count, bytes) {
+        (Some(count), Some(bytes)) => Ok((count, bytes)),
+        _ => Err(allocation_error(dtype, dims, "the number of elements overflows".into())),
+    }
+}
+
+/// The rank as TensorFlow takes it.
+fn rank(dtype: DType, dims: &[i64]) -> Result<c_int> {
+    c_int::try_from(dims.len()).map_err(|_| allocation_error(dtype, dims, format!("rank {} is too large", dims.len())))
+}
+
+fn allocation_error(dtype: DType, dims: &[i64], message: String) -> TfError {
+    TfError::TensorAllocation { dtype: dtype.to_string(), dims: dims.to_vec(), message }
+}
+
 impl Tensor {
     /// A tensor of `dims` whose bytes are left for the caller to fill (numeric types only).
-    pub(crate) fn allocate(tf: &'static TensorFlow, dtype: DType, dims: &[i64]) -> Tensor {
-        debug_assert!(dtype != DType::String, "use Tensor::strings");
-        let count: i64 = dims.iter().product();
-        let bytes = count as usize * element_size(dtype).unwrap_or(1);
-        // SAFETY: dims has dims.len() entries; TF allocates `bytes` aligned bytes.
-        let raw = unsafe { (tf.api.TF_AllocateTensor)(dtype.code(), dims.as_ptr(), dims.len() as c_int, bytes) };
-        Tensor { tf, raw, owns_strings: false }
+    ///
+    /// Fails, instead of handing TensorFlow sizes it would abort on, when a dimension is
+    /// negative or the size overflows; and when TensorFlow's allocator returns no tensor or
+    /// no buffer (it returns null rather than failing loudly).
+    pub(crate) fn allocate(tf: &'static TensorFlow, dtype: DType, dims: &[i64]) -> Result<Tensor> {
+        if dtype == DType::String {
+            return Err(allocation_error(dtype, dims, "a string tensor is made with Tensor::strings".into()));
+        }
+        let element = element_size(dtype).ok_or_else(|| allocation_error(dtype, dims, format!("{dtype} has no known element size")))?;
+        let (_, bytes) = checked_size(dtype, dims, element)?;
+        // SAFETY: dims has dims.len() entries, all checked non-negative with a product that
+        // fits; TF allocates `bytes` aligned bytes (or returns null).
+        let raw = unsafe { (tf.api.TF_AllocateTensor)(dtype.code(), dims.as_ptr(), rank(dtype, dims)?, bytes) };
+        Tensor::checked(tf, raw, false, dtype, dims, bytes)
     }
 
     /// A string tensor of `dims` holding `values` (exactly `dims.product()` of them).
-    pub(crate) fn strings<'a>(tf: &'static TensorFlow, dims: &[i64], values: impl Iterator<Item = &'a [u8]>) -> Tensor {
-        let count: i64 = dims.iter().product();
-        let bytes = count as usize * std::mem::size_of::<TF_TString>();
+    pub(crate) fn strings<'a>(tf: &'static TensorFlow, dims: &[i64], values: impl Iterator<Item = &'a [u8]>) -> Result<Tensor> {
+        let (count, bytes) = checked_size(DType::String, dims, std::mem::size_of::<TF_TString>())?;
         // SAFETY: as in allocate.
-        let raw = unsafe { (tf.api.TF_AllocateTensor)(DType::String.code(), dims.as_ptr(), dims.len() as c_int, bytes) };
-        let tensor = Tensor { tf, raw, owns_strings: true };
+        let raw = unsafe { (tf.api.TF_AllocateTensor)(DType::String.code(), dims.as_ptr(), rank(DType::String, dims)?, bytes) };
+        // Not yet owning strings: the slots are uninitialized until the loops below.
+        let mut tensor = Tensor::checked(tf, raw, false, DType::String, dims, bytes)?;
         let base = tensor.data_ptr().cast::<TF_TString>();
         let mut filled = 0usize;
-        for (i, value) in values.take(count as usize).enumerate() {
-            // SAFETY: i < count, so the slot is inside the buffer; each slot is initialized
-            // before it is copied into.
+        for (i, value) in values.take(count).enumerate() {
+            // SAFETY: i < count, so the slot is inside the buffer (checked non-null with
+            // `bytes` bytes); each slot is initialized before it is copied into.
             unsafe {
                 let slot = base.add(i);
                 (tf.api.TF_StringInit)(slot);
@@ -66,11 +99,24 @@ impl Tensor {
             filled += 1;
         }
         // Slots not given a value still need to be valid (empty) strings.
-        for i in filled..count as usize {
+        for i in filled..count {
             // SAFETY: inside the buffer, as above.
             unsafe { (tf.api.TF_StringInit)(base.add(i)) };
         }
-        tensor
+        tensor.owns_strings = true;
+        Ok(tensor)
+    }
+
+    /// Wraps what `TF_AllocateTensor` returned, refusing a null tensor or a null buffer.
+    fn checked(tf: &'static TensorFlow, raw: *mut TF_Tensor, owns_strings: bool, dtype: DType, dims: &[i64], bytes: usize) -> Result<Tensor> {
+        if raw.is_null() {
+            return Err(allocation_error(dtype, dims, format!("TensorFlow's allocator returned no tensor for {bytes} bytes")));
+        }
+        let tensor = Tensor { tf, raw, owns_strings };
+        if bytes > 0 && (tensor.data_ptr().is_null() || tensor.byte_len() < bytes) {
+            return Err(allocation_error(dtype, dims, format!("TensorFlow's allocator returned no buffer of {bytes} bytes (out of memory?)")));
+        }
+        Ok(tensor)
     }
 
     /// Take ownership of a tensor TensorFlow handed out.

@@ -36,7 +36,8 @@ impl TensorValue {
         if dims.iter().any(|d| *d < 0) {
             return Err(format!("shape {dims:?} has a negative dimension"));
         }
-        let count: i64 = dims.iter().product();
+        // TensorFlow aborts the process on a shape whose size overflows: refuse it here.
+        let count = dims.iter().try_fold(1i64, |n, d| n.checked_mul(*d)).ok_or_else(|| format!("shape {dims:?} has more elements than a tensor can hold"))?;
         if count != values.len() as i64 {
             return Err(format!("shape {dims:?} holds {count} value(s), {} were given", values.len()));
         }
@@ -72,7 +73,7 @@ impl TensorValue {
         let values = convert_values(&self.values, dtype)
             .ok_or_else(|| format!("values of type {} cannot feed a {dtype} tensor", self.values.data_type()))?
             .map_err(|e| format!("cannot convert the values to {dtype}: {e}"))?;
-        Ok(values_to_tensor(tf, dtype, &self.dims, &values))
+        values_to_tensor(tf, dtype, &self.dims, &values).map_err(|e| e.to_string())
     }
 
     /// The value of a tensor TensorFlow returned.

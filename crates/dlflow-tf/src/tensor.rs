@@ -205,3 +205,35 @@ impl Drop for Tensor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tf() -> &'static TensorFlow {
+        TensorFlow::get().expect("TensorFlow (run the tests with scripts/test.sh)")
+    }
+
+    #[test]
+    fn a_null_tensor_from_tensorflows_allocator_is_an_error_not_a_crash() {
+        // TF_AllocateTensor returns null when the buffer is smaller than the shape needs.
+        let dims = [4i64];
+        // SAFETY: a valid dims pointer and rank; TensorFlow refuses the 0-byte buffer.
+        let raw = unsafe { (tf().api.TF_AllocateTensor)(DType::Float.code(), dims.as_ptr(), 1, 0) };
+        assert!(raw.is_null(), "TensorFlow returned a tensor for 4 floats in 0 bytes");
+        let err = Tensor::checked(tf(), raw, false, DType::Float, &dims, 16).err().expect("null tensor");
+        assert!(err.to_string().contains("returned no tensor"), "{err}");
+    }
+
+    #[test]
+    fn shapes_tensorflow_would_abort_on_are_refused_first() {
+        for (dims, why) in [(vec![-1i64, 2], "negative"), (vec![1 << 40, 1 << 40], "overflows"), (vec![i64::MAX, 2], "overflows")] {
+            let err = Tensor::allocate(tf(), DType::Float, &dims).err().expect("refused");
+            assert!(err.to_string().contains(why), "{dims:?}: {err}");
+            let err = Tensor::strings(tf(), &dims, std::iter::empty()).err().expect("refused");
+            assert!(err.to_string().contains(why), "{dims:?}: {err}");
+        }
+        let empty = Tensor::allocate(tf(), DType::Double, &[0, 3]).expect("an empty tensor");
+        assert_eq!((empty.dims(), empty.bytes().len()), (vec![0, 3], 0));
+    }
+}

@@ -43,18 +43,12 @@ pub fn init(flag: Option<&str>) {
 /// in the nodes) and, unless the user chose a level, all of them. Without it, TensorFlow's
 /// INFO and WARNING lines are turned off where TensorFlow reads its level.
 ///
-/// Must run before any thread starts: it sets environment variables.
+/// No environment variable is changed (undefined behaviour once threads run): the flag is
+/// this process's, and the processes dlflow starts get the level through `Command::env`
+/// ([`dlflow_tf::logs::child_env`](dlflow::layers::dlflow_tf::logs::child_env)). TensorFlow in
+/// this process logs only while it loads, inside a filter that hides those lines.
 pub fn configure_tensorflow_logs(tf_log: bool) {
-    let wanted = tf_log || dlflow::layers::dlflow_tf::logs::tf_logs_wanted();
-    let level_unset = std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none();
-    // SAFETY: called first thing in `main`, before the runtime or any other thread exists, so
-    // nothing reads the environment concurrently.
-    unsafe {
-        if tf_log {
-            std::env::set_var(dlflow::layers::dlflow_tf::logs::TF_LOG_ENV, "1");
-        }
-        if level_unset {
-            std::env::set_var("TF_CPP_MIN_LOG_LEVEL", if wanted { "0" } else { "2" });
-        }
+    if tf_log {
+        dlflow::layers::dlflow_tf::logs::show_tf_logs();
     }
 }

@@ -43,8 +43,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The environment is set here, before any thread exists: TensorFlow (in this process)
-    // and the node processes read it.
+    // Before anything loads TensorFlow or starts a node.
     logging::configure_tensorflow_logs(cli.tf_log);
     logging::init(cli.log_level.as_deref());
     quiet_network_panics();
@@ -78,6 +77,11 @@ fn main() -> std::process::ExitCode {
             }
         }
     });
+    if result.is_none() {
+        // A cancelled job stops its nodes and removes its folders on its own thread, which
+        // may still need the runtime: wait for it (bounded) before both go.
+        dlflow::wait_for_jobs(std::time::Duration::from_secs(30));
+    }
     // Don't wait for blocking work (a TensorFlow call, a file being written) to notice.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {

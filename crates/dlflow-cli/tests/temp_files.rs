@@ -5,11 +5,15 @@
 //! What dlflow makes, and where:
 //! - `dlflow predict` / `dlflow sql --output FILE`: `.FILE.*.tmp` beside the output, renamed at
 //!   the end (`dlflow_table::sink`);
-//! - `dlflow train`: the job folder `$TMPDIR/dlflow-job-*`, the nodes' TMPDIR, where Python's
-//!   and TensorFlow's temporary files land (`dlflow_cluster::local`);
-//! - `dlflow fit`: the fitted model's folder `$TMPDIR/dlflow-fitted-*` (`dlflow::estimator`), the
-//!   job folder, and `.dlflow-model-*` beside the output while it is copied there
+//! - `dlflow train`: the job's state folder `$DLFLOW_HOME/jobs/TOKEN` (`dlflow::job::state`)
+//!   with `attempt.tmp` and the nodes' TMPDIR `tmp/tmp-*`, where Python's and TensorFlow's
+//!   temporary files land (`dlflow_cluster::local`); `.dlflow-python-*` in
+//!   `$DLFLOW_HOME/python` while the node package is written (`dlflow_cluster::python`);
+//! - `dlflow fit`: the fitted model's folder `$TMPDIR/dlflow-fitted-*` (`dlflow::estimator`),
+//!   the job's folders, and `.dlflow-model-*` beside the output while it is copied there
 //!   (`dlflow::model`).
+//!
+//! Each test has its own TMPDIR and DLFLOW_HOME (the virtualenv stays `$DLFLOW_VENV`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use dlflow_testkit as common;
 
-/// A private TMPDIR and a work folder for one test.
+/// A private TMPDIR, DLFLOW_HOME and work folder for one test.
 struct Sandbox {
     root: tempfile::TempDir,
 }
@@ -27,6 +31,7 @@ impl Sandbox {
         let root = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(root.path().join("tmp")).expect("tmp");
         std::fs::create_dir(root.path().join("work")).expect("work");
+        std::fs::create_dir(root.path().join("home")).expect("home");
         Sandbox { root }
     }
 
@@ -38,9 +43,19 @@ impl Sandbox {
         self.root.path().join("work")
     }
 
+    fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    /// The nodes' temporary folders of the running jobs.
+    fn node_temp_dirs(&self) -> Vec<PathBuf> {
+        walk(&self.home().join("jobs")).into_iter().filter(|p| p.parent().is_some_and(|d| d.ends_with("tmp")) && p.is_dir()).collect()
+    }
+
     fn dlflow(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dlflow"));
-        command.args(args).current_dir(self.work()).env("TMPDIR", self.tmp()).stdin(Stdio::null());
+        command.args(args).current_dir(self.work()).env("TMPDIR", self.tmp()).env("DLFLOW_HOME", self.home()).stdin(Stdio::null());
+        assert!(std::env::var_os("DLFLOW_VENV").is_some(), "DLFLOW_VENV is not set: run the tests with scripts/test.sh");
         command
     }
 
@@ -65,10 +80,12 @@ impl Sandbox {
         child.wait().expect("wait")
     }
 
-    /// Everything under TMPDIR, and the temporary names in the work folder.
+    /// Everything under TMPDIR and the jobs' folder, and the temporary names in the work
+    /// folder and dlflow's home (whose node package stays: it is a cache, not a temporary).
     fn leftovers(&self) -> Vec<PathBuf> {
         let mut found = walk(&self.tmp());
-        found.extend(walk(&self.work()).into_iter().filter(|p| is_temporary(p)));
+        found.extend(walk(&self.home().join("jobs")));
+        found.extend(walk(&self.work()).into_iter().chain(walk(&self.home())).filter(|p| is_temporary(p)));
         found
     }
 
@@ -93,12 +110,16 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 fn is_temporary(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    name.ends_with(".tmp") || name.starts_with(".tmp") || name.starts_with(".dlflow-") || name.starts_with("dlflow-job-") || name.starts_with("dlflow-fitted-")
+    name.ends_with(".tmp") || name.starts_with(".tmp") || name.starts_with(".dlflow-") || name.starts_with("dlflow-fitted-")
 }
 
 /// Files of the work folder whose names start with `.` (dlflow's half-written outputs).
 fn hidden_in(dir: &Path) -> bool {
     std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with('.'))
+}
+
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn datagen(rows: u64) -> String {
@@ -121,8 +142,8 @@ fn predict_leaves_only_its_output_after_success_failure_and_ctrl_c() {
     sandbox.assert_clean("a prediction");
 
     // Fails after the output file was opened: a null in a later batch.
-    std::fs::write(sandbox.work().join("in.csv"), format!("x\n{}\n", (0..50).map(|i| if i == 40 { String::new() } else { format!("{i}.5") }).collect::<Vec<_>>().join("\n")))
-        .expect("csv");
+    let rows: Vec<String> = (0..50).map(|i| if i == 40 { format!("{i},") } else { format!("{i},{i}.5") }).collect();
+    std::fs::write(sandbox.work().join("in.csv"), format!("id,x\n{}\n", rows.join("\n"))).expect("csv");
     let (status, stderr) = sandbox.run(&["predict", "--model", &linear(), "--input", "in.csv", "--batch-size", "4", "--output", "failed.csv"]);
     assert!(!status.success() && stderr.contains("null"), "{stderr}");
     assert!(!sandbox.work().join("failed.csv").exists(), "no half output");
@@ -206,7 +227,6 @@ fn fit_leaves_only_the_model_after_success_failure_and_ctrl_c() {
             .map(String::from)
             .to_vec()
     };
-    let refs = |args: &[String]| -> Vec<&str> { args.iter().map(String::as_str).collect() };
 
     let (status, stderr) = sandbox.run(&refs(&fit(&data(256), &factory, "1", "model")));
     assert!(status.success(), "{stderr}");
@@ -223,7 +243,7 @@ fn fit_leaves_only_the_model_after_success_failure_and_ctrl_c() {
 
     // Ctrl-C once the nodes train (the job folder and the fit folder exist).
     let long = fit(&data(50_000_000), &factory, "100", "interrupted_model");
-    let training = |s: &Sandbox| walk(&s.tmp()).iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("dlflow-job-")));
+    let training = |s: &Sandbox| !s.node_temp_dirs().is_empty();
     let status = sandbox.interrupt(&refs(&long), training);
     assert_eq!(status.code(), Some(130), "dlflow exits 130 on Ctrl-C");
     assert!(!sandbox.work().join("interrupted_model").exists(), "no half model");

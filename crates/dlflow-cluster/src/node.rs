@@ -83,9 +83,11 @@ impl NodeProcess {
         if !tf_logs {
             // TensorFlow's INFO and WARNING lines after start-up; those before it are filtered
             // from the output below (TensorFlow prints them before it reads this variable).
-            command.env("TF_CPP_MIN_LOG_LEVEL", "2");
+            command.env(dlflow_tf::logs::TF_LEVEL_ENV, "2");
         }
         command
+            // `--tf-log` is a flag of this process: the node's own processes see it here.
+            .envs(dlflow_tf::logs::child_env().into_iter().filter(|(name, _)| *name == dlflow_tf::logs::TF_LOG_ENV))
             .args(["-u", "-m", "dlflow._node"])
             .env("PYTHONPATH", python_path)
             // Keras 2: Keras 3 cannot fit under MultiWorkerMirroredStrategy (decision 0004).

@@ -14,13 +14,54 @@
 
 use std::cell::Cell;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set to `1` to see TensorFlow's own log lines (the command line's `--tf-log`).
 pub const TF_LOG_ENV: &str = "DLFLOW_TF_LOG";
 
-/// Whether the user asked for TensorFlow's own log lines (`DLFLOW_TF_LOG=1`).
+/// TensorFlow's level variable, read by TensorFlow in this process and in the nodes.
+pub const TF_LEVEL_ENV: &str = "TF_CPP_MIN_LOG_LEVEL";
+
+/// Set by [`show_tf_logs`]: a flag of this process, not an environment variable, because
+/// changing the environment while other threads may read it is undefined behaviour.
+static SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Shows TensorFlow's own log lines from now on, in this process and the processes it starts
+/// (the command line's `--tf-log`), as `DLFLOW_TF_LOG=1` does.
+///
+/// ```
+/// dlflow_tf::logs::show_tf_logs();
+/// assert!(dlflow_tf::logs::tf_logs_wanted());
+/// assert!(std::env::var_os(dlflow_tf::logs::TF_LOG_ENV).is_none(), "the environment is left alone");
+/// ```
+pub fn show_tf_logs() {
+    SHOWN.store(true, Ordering::SeqCst);
+}
+
+/// Whether the user asked for TensorFlow's own log lines (`--tf-log`, `DLFLOW_TF_LOG=1`).
 pub fn tf_logs_wanted() -> bool {
-    std::env::var(TF_LOG_ENV).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    SHOWN.load(Ordering::SeqCst)
+        || std::env::var(TF_LOG_ENV).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+/// The environment a process dlflow starts gets for TensorFlow's logs, to pass with
+/// `Command::envs`: `DLFLOW_TF_LOG=1` when the logs are wanted, and TensorFlow's level when
+/// the user set none (all lines when wanted, else errors only).
+///
+/// ```
+/// let env = dlflow_tf::logs::child_env();
+/// assert!(env.iter().all(|(name, _)| [dlflow_tf::logs::TF_LOG_ENV, dlflow_tf::logs::TF_LEVEL_ENV].contains(name)));
+/// ```
+pub fn child_env() -> Vec<(&'static str, &'static str)> {
+    let wanted = tf_logs_wanted();
+    let mut env = Vec::new();
+    if wanted {
+        env.push((TF_LOG_ENV, "1"));
+    }
+    if std::env::var_os(TF_LEVEL_ENV).is_none() {
+        env.push((TF_LEVEL_ENV, if wanted { "0" } else { "2" }));
+    }
+    env
 }
 
 /// Whether `line` is one of TensorFlow's own log lines that dlflow hides by default:

@@ -47,7 +47,7 @@ pub use dlflow_engine::{EpochReport, Hosts, Progress, Replay};
 pub use dlflow_tensorboard::LossCurve;
 pub use environment::Environment;
 pub use estimator::{EpochMetrics, Estimator, KerasModel};
-pub use job::{Job, JobReport, Restart, inference, train, train_without_input};
+pub use job::{Job, JobReport, Restart, inference, train, train_without_input, wait_for_jobs};
 pub use error::{Error, Result};
 pub use model::{FittedWith, Model};
 pub use table::Table;

@@ -51,6 +51,7 @@ impl TensorboardArgs {
             .args(["-c", LAUNCHER, "--logdir"])
             .arg(&self.dir)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .envs(dlflow::layers::dlflow_tf::logs::child_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -15,8 +15,8 @@ mod state;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -180,9 +180,11 @@ impl Job {
         let prepared = self.prepare().await?;
         let cancel = CancelOnDrop(prepared.stop.clone());
         let (done, result) = tokio::sync::oneshot::channel();
+        let running = RunningJob::start();
         std::thread::Builder::new()
             .name("dlflow-job".into())
             .spawn(move || {
+                let _running = running;
                 let _ = done.send(prepared.run(|_| Ok(())));
             })
             .map_err(|e| Error::Invalid(format!("could not start the job thread: {e}")))?;
@@ -685,6 +687,43 @@ fn conform(node: NodeName, batch: RecordBatch, schema: &SchemaRef) -> Result<Rec
 
 /// Sets the job's stop flag when the waiting future is dropped (cancellation).
 struct CancelOnDrop(Arc<AtomicBool>);
+
+/// Job threads of this process that have not ended yet, cancelled ones still cleaning up.
+static RUNNING_JOBS: Mutex<usize> = Mutex::new(0);
+static JOB_ENDED: Condvar = Condvar::new();
+
+/// Held by a job's thread from before it starts until it ends.
+pub(crate) struct RunningJob(());
+
+impl RunningJob {
+    pub(crate) fn start() -> RunningJob {
+        *RUNNING_JOBS.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        RunningJob(())
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        let mut running = RUNNING_JOBS.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        JOB_ENDED.notify_all();
+    }
+}
+
+/// Waits, at most `timeout`, until every job of this process has ended; whether they all did.
+///
+/// A cancelled job (its [`Job::run`] future dropped, as at Ctrl-C) ends on its own thread: it
+/// stops its nodes and removes its state and temporary folders. A program that exits right
+/// after cancelling calls this first, or those folders stay behind.
+///
+/// ```
+/// assert!(dlflow::wait_for_jobs(std::time::Duration::from_millis(10)), "no job runs");
+/// ```
+pub fn wait_for_jobs(timeout: Duration) -> bool {
+    let running = RUNNING_JOBS.lock().unwrap_or_else(|e| e.into_inner());
+    let (running, _) = JOB_ENDED.wait_timeout_while(running, timeout, |n| *n > 0).unwrap_or_else(|e| e.into_inner());
+    *running == 0
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

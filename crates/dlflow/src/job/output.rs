@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 use dlflow_cluster::TfClusterConfig;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{CancelOnDrop, Job};
+use super::{CancelOnDrop, Job, RunningJob};
 use crate::Table;
 use crate::error::{Error, Result};
 
@@ -78,9 +78,11 @@ impl PartitionStream for InferencePartition {
             let prepared = job.fresh().prepare().await.map_err(to_datafusion)?;
             let cancel = CancelOnDrop(prepared.stop.clone());
             let (rows, received) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(OUTPUT_BUFFER);
+            let running = RunningJob::start();
             std::thread::Builder::new()
                 .name("dlflow-inference".into())
                 .spawn(move || {
+                    let _running = running;
                     let sender = rows.clone();
                     let outcome = prepared.run(|batch| {
                         sender.blocking_send(Ok(batch)).map_err(|_| "the output table's reader went away".to_string())

@@ -85,8 +85,11 @@ impl<R: Read> RecordReader<R> {
         }
         let length = u64::from_le_bytes(length_bytes.try_into().map_err(|_| corrupt("header"))?);
         let length = usize::try_from(length).map_err(|_| corrupt("the record is larger than memory"))?;
-        let mut data = vec![0u8; length];
-        if read_full(&mut self.input, &mut data)? != length {
+        // Grown as the bytes arrive, not allocated up front: a length from a damaged or
+        // hostile file (its checksum can match) must not abort the process on allocation.
+        let mut data = Vec::new();
+        (&mut self.input).take(length as u64).read_to_end(&mut data)?;
+        if data.len() != length {
             return Err(corrupt("the file ends inside a record"));
         }
         let mut footer = [0u8; 4];

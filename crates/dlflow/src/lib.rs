@@ -62,7 +62,7 @@ pub mod layers {
 }
 
 /// The README and the user guide, as doc tests: their Rust snippets compile, and run unless
-/// marked `no_run` (the other blocks are run by `crates/dlflow-cli/tests/docs.rs`).
+/// marked `no_run` (the other blocks are run by `crates/dlflow-cli/tests/it/docs.rs`).
 #[cfg(doctest)]
 mod guides {
     #[doc = include_str!("../../../README.md")]

@@ -3,7 +3,7 @@
 //! fixed schedule, the SavedModel decoding and labelling them in-process, the door pattern on
 //! event time; the exact GRANTED / DENIED lines for the schedule.
 
-#[path = "../../../examples/johnny.rs"]
+#[path = "../../../../examples/johnny.rs"]
 #[allow(dead_code)]
 mod johnny;
 

@@ -4,10 +4,9 @@
 //! dimensions) and columns of another type than the one planned for. Each case must end in an
 //! error or in a tensor whose type, shape and values are the column's, never in a panic.
 //!
-//! The cases are seeded (the same 2000 every run) and need no model: real TensorFlow makes
+//! The cases are seeded (the same 2000 every run; a failure names its case) and need no model: real TensorFlow makes
 //! the tensors, nothing runs them.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -19,11 +18,28 @@ use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Field};
 use dlflow_tf::convert::{tensor_values, InputPlan};
 use dlflow_tf::{DType, Shape, TensorFlow, TensorSpec};
-use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 const CASES: u32 = 2000;
 const SEED: u64 = 0x5afe_7e57;
+
+/// Fails the case (with the case printed by the caller) unless the condition holds.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+macro_rules! ensure_eq {
+    ($found:expr, $expected:expr) => {
+        ensure_eq!($found, $expected, "")
+    };
+    ($found:expr, $expected:expr, $($msg:tt)+) => {{
+        let (found, expected) = (&$found, &$expected);
+        ensure!(found == expected, "{:?} != {:?}: {}", found, expected, format!($($msg)+));
+    }};
+}
 
 /// Element types of generated columns: every type an input accepts, and some none does.
 #[derive(Debug, Clone, Copy)]
@@ -88,119 +104,159 @@ struct Case {
     allow_cast: bool,
 }
 
-fn element() -> impl Strategy<Value = Element> {
-    (0..ELEMENTS.len()).prop_map(|i| ELEMENTS[i])
+/// A small seeded generator (splitmix64): the same cases every run, and no test-only
+/// dependency that would change the features, and so the build, of crates the product shares.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `range`.
+    fn int(&mut self, range: std::ops::Range<usize>) -> usize {
+        range.start + (self.next() % (range.end - range.start) as u64) as usize
+    }
+
+    fn u32(&mut self) -> u32 {
+        (self.next() >> 32) as u32
+    }
+
+    /// True one time in `1 / p`.
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.int(0..items.len())].clone()
+    }
+
+    /// One of `choices`, each as likely as its weight.
+    fn weighted<T: Clone>(&mut self, choices: &[(usize, T)]) -> T {
+        let total: usize = choices.iter().map(|(w, _)| w).sum();
+        let mut at = self.int(0..total);
+        for (weight, item) in choices {
+            if at < *weight {
+                return item.clone();
+            }
+            at -= weight;
+        }
+        unreachable!("weights sum to {total}")
+    }
 }
 
-fn layout() -> impl Strategy<Value = Layout> {
-    prop_oneof![
-        3 => Just(Layout::Scalar),
-        3 => (0usize..5).prop_map(Layout::Fixed),
-        2 => Just(Layout::List),
-        1 => Just(Layout::LargeList),
-    ]
+fn layout(g: &mut Gen) -> Layout {
+    match g.weighted(&[(3, 0), (3, 1), (2, 2), (1, 3)]) {
+        0 => Layout::Scalar,
+        1 => Layout::Fixed(g.int(0..5)),
+        2 => Layout::List,
+        _ => Layout::LargeList,
+    }
 }
 
-/// A value; null one time in `1 / null_odds` when nulls are on.
-fn value(nulls: bool) -> impl Strategy<Value = Option<u32>> {
-    let null_weight = if nulls { 1 } else { 0 };
-    prop_oneof![null_weight => Just(None), 20 => any::<u32>().prop_map(Some)]
+/// A value; null one time in 21 when nulls are on.
+fn value(g: &mut Gen, nulls: bool) -> Option<u32> {
+    if nulls && g.int(0..21) == 0 { None } else { Some(g.u32()) }
 }
 
-fn column() -> impl Strategy<Value = Column> {
-    let sometimes = || proptest::bool::weighted(0.25);
-    (element(), layout(), 0usize..7, sometimes(), sometimes(), 0usize..4)
-        .prop_flat_map(|(element, layout, rows, null_rows, null_values, width)| {
+fn column(g: &mut Gen) -> Column {
+    let (element, layout) = (g.pick(&ELEMENTS), layout(g));
+    let (rows, null_rows, null_values, width) = (g.int(0..7), g.chance(0.25), g.chance(0.25), g.int(0..4));
+    let rows = (0..rows)
+        .map(|_| {
+            let pick = g.int(0..256);
             // Lists of one width (a tensor can take them) or ragged ones (it cannot).
-            let uniform = width;
-            let row_len = match layout {
-                Layout::Scalar => (1usize..2).boxed(),
-                Layout::Fixed(k) => (k..k + 1).boxed(),
-                Layout::List | Layout::LargeList => prop_oneof![3 => Just(uniform), 1 => 0usize..4].boxed(),
+            let len = match layout {
+                Layout::Scalar => 1,
+                Layout::Fixed(k) => k,
+                Layout::List | Layout::LargeList => {
+                    if g.weighted(&[(3, true), (1, false)]) { width } else { g.int(0..4) }
+                }
             };
-            let row = (any::<u8>(), row_len).prop_flat_map(move |(pick, len)| {
-                proptest::collection::vec(value(null_values), len..=len).prop_map(move |values| if null_rows && pick % 5 == 0 { None } else { Some(values) })
-            });
-            (proptest::collection::vec(row, rows..=rows), proptest::option::weighted(0.2, (0usize..3, 0usize..4)))
-                .prop_map(move |(rows, slice)| Column { element, layout, rows, slice })
+            let values = (0..len).map(|_| value(g, null_values)).collect();
+            if null_rows && pick % 5 == 0 { None } else { Some(values) }
         })
+        .collect();
+    let slice = g.chance(0.2).then(|| (g.int(0..3), g.int(0..4)));
+    Column { element, layout, rows, slice }
 }
 
-fn dtype() -> impl Strategy<Value = DType> {
-    prop_oneof![
-        Just(DType::Float),
-        Just(DType::Double),
-        Just(DType::Int32),
-        Just(DType::Int64),
-        Just(DType::UInt8),
-        Just(DType::Int8),
-        Just(DType::Int16),
-        Just(DType::String),
-        Just(DType::Bool),
+fn dtype(g: &mut Gen) -> DType {
+    g.pick(&[
+        DType::Float,
+        DType::Double,
+        DType::Int32,
+        DType::Int64,
+        DType::UInt8,
+        DType::Int8,
+        DType::Int16,
+        DType::String,
+        DType::Bool,
         // half and complex64: types dlflow does not convert.
-        Just(DType::Other(19)),
-        Just(DType::Other(8)),
-    ]
+        DType::Other(19),
+        DType::Other(8),
+    ])
 }
 
-fn shape() -> impl Strategy<Value = Option<Vec<i64>>> {
-    let dim = prop_oneof![4 => Just(-1i64), 1 => Just(0), 3 => 1i64..5, 1 => Just(1i64 << 40), 1 => Just(i64::MAX)];
-    proptest::option::weighted(0.8, proptest::collection::vec(dim, 0..4))
+fn shape(g: &mut Gen) -> Option<Vec<i64>> {
+    let dim = |g: &mut Gen| match g.weighted(&[(4, 0), (1, 1), (3, 2), (1, 3), (1, 4)]) {
+        0 => -1,
+        1 => 0,
+        2 => g.int(1..5) as i64,
+        3 => 1i64 << 40,
+        _ => i64::MAX,
+    };
+    g.chance(0.8).then(|| {
+        let rank = g.int(0..4);
+        (0..rank).map(|_| dim(g)).collect()
+    })
 }
 
 /// Half the cases at random, half with a type and shape that fit the column (else nearly all
 /// would stop at the first check).
-fn case() -> impl Strategy<Value = Case> {
-    // Mostly batched plans (how tables are fed), some per-row ones.
-    let batched = prop_oneof![4 => Just(true), 1 => Just(false)];
-    let random = (column(), proptest::option::weighted(0.15, column()), dtype(), shape(), batched, any::<bool>())
-        .prop_map(|(column, planned_for, dtype, shape, batched, allow_cast)| Case { column, planned_for, dtype, shape, batched, allow_cast });
-    let fitting = column().prop_flat_map(|column| {
-        let width = match column.layout {
-            Layout::Scalar => 1,
-            Layout::Fixed(k) => k as i64,
-            Layout::List | Layout::LargeList => column.rows.iter().flatten().next().map_or(2, |r| r.len() as i64),
-        };
-        let one_row = column.rows.len() == 1 && column.slice.is_none();
-        let shapes = prop_oneof![
-            Just(Some(vec![-1])),
-            Just(Some(vec![-1, width])),
-            Just(None),
-            Just(Some(vec![-1, -1])),
-            Just(Some(vec![-1, width, 1])),
-            Just(Some(vec![-1, 1, -1])),
-        ];
-        let per_row_shapes = prop_oneof![Just(Some(vec![width])), Just(Some(vec![])), Just(None), Just(Some(vec![1, width]))];
-        let batched = if one_row { prop_oneof![Just(true), Just(false)].boxed() } else { Just(true).boxed() };
-        (Just(column.clone()), fitting_dtype(column.element), batched, shapes, per_row_shapes, any::<bool>()).prop_map(
-            |(column, dtype, batched, shape, per_row_shape, allow_cast)| Case {
-                column,
-                planned_for: None,
-                dtype,
-                shape: if batched { shape } else { per_row_shape },
-                batched,
-                allow_cast,
-            },
-        )
-    });
-    prop_oneof![random, fitting]
+fn case(g: &mut Gen) -> Case {
+    if g.chance(0.5) {
+        let column = column(g);
+        let planned_for = g.chance(0.15).then(|| self::column(g));
+        // Mostly batched plans (how tables are fed), some per-row ones.
+        let (dtype, shape, batched, allow_cast) = (dtype(g), shape(g), g.weighted(&[(4, true), (1, false)]), g.chance(0.5));
+        return Case { column, planned_for, dtype, shape, batched, allow_cast };
+    }
+    let column = column(g);
+    let width = match column.layout {
+        Layout::Scalar => 1,
+        Layout::Fixed(k) => k as i64,
+        Layout::List | Layout::LargeList => column.rows.iter().flatten().next().map_or(2, |r| r.len() as i64),
+    };
+    let one_row = column.rows.len() == 1 && column.slice.is_none();
+    let batched = !one_row || g.chance(0.5);
+    let shape = if batched {
+        g.pick(&[Some(vec![-1]), Some(vec![-1, width]), None, Some(vec![-1, -1]), Some(vec![-1, width, 1]), Some(vec![-1, 1, -1])])
+    } else {
+        g.pick(&[Some(vec![width]), Some(vec![]), None, Some(vec![1, width])])
+    };
+    let dtype = g.pick(fitting_dtypes(column.element));
+    Case { column, planned_for: None, dtype, shape, batched, allow_cast: g.chance(0.5) }
 }
 
 /// Input types a column of `element` feeds directly or by a cast (Date32 feeds none).
-fn fitting_dtype(element: Element) -> BoxedStrategy<DType> {
-    let one_of = |types: Vec<DType>| proptest::sample::select(types).boxed();
+fn fitting_dtypes(element: Element) -> &'static [DType] {
     match element {
-        Element::Float32 => one_of(vec![DType::Float, DType::Double]),
-        Element::Float64 => one_of(vec![DType::Double, DType::Float]),
-        Element::Int8 => one_of(vec![DType::Int8, DType::Int64, DType::Float]),
-        Element::Int16 => one_of(vec![DType::Int16, DType::Int8, DType::Double]),
-        Element::Int32 => one_of(vec![DType::Int32, DType::Int64, DType::Float]),
-        Element::Int64 => one_of(vec![DType::Int64, DType::Int32, DType::Double]),
-        Element::UInt8 => one_of(vec![DType::UInt8, DType::Int32]),
-        Element::UInt64 => one_of(vec![DType::Int64, DType::Float]),
-        Element::Boolean => one_of(vec![DType::Bool]),
-        Element::Utf8 | Element::LargeUtf8 | Element::Binary => one_of(vec![DType::String]),
-        Element::Date32 => one_of(vec![DType::Int32]),
+        Element::Float32 => &[DType::Float, DType::Double],
+        Element::Float64 => &[DType::Double, DType::Float],
+        Element::Int8 => &[DType::Int8, DType::Int64, DType::Float],
+        Element::Int16 => &[DType::Int16, DType::Int8, DType::Double],
+        Element::Int32 => &[DType::Int32, DType::Int64, DType::Float],
+        Element::Int64 => &[DType::Int64, DType::Int32, DType::Double],
+        Element::UInt8 => &[DType::UInt8, DType::Int32],
+        Element::UInt64 => &[DType::Int64, DType::Float],
+        Element::Boolean => &[DType::Bool],
+        Element::Utf8 | Element::LargeUtf8 | Element::Binary => &[DType::String],
+        Element::Date32 => &[DType::Int32],
     }
 }
 
@@ -310,7 +366,7 @@ fn bytes_of(values: &ArrayRef) -> Vec<Vec<u8>> {
 }
 
 /// Runs one case: an error, or a tensor equal to the column. Returns whether a tensor came out.
-fn check(tf: &'static TensorFlow, case: &Case) -> Result<bool, TestCaseError> {
+fn check(tf: &'static TensorFlow, case: &Case) -> Result<bool, String> {
     let array = build(&case.column);
     let planned = case.planned_for.as_ref().map_or_else(|| array.clone(), build);
     let field = Field::new("c", planned.data_type().clone(), true);
@@ -319,40 +375,40 @@ fn check(tf: &'static TensorFlow, case: &Case) -> Result<bool, TestCaseError> {
     let Ok(plan) = plan else { return Ok(false) };
     let Ok(tensor) = plan.to_tensor(tf, array.as_ref()) else { return Ok(false) };
 
-    prop_assert_eq!(array.data_type(), planned.data_type(), "converted a column of another type than planned");
-    prop_assert_eq!(array.null_count(), 0, "a column with null rows became a tensor");
+    ensure_eq!(array.data_type(), planned.data_type(), "converted a column of another type than planned");
+    ensure_eq!(array.null_count(), 0, "a column with null rows became a tensor");
     let flat = flat_values(&array);
-    prop_assert_eq!(flat.null_count(), 0, "null values became a tensor");
-    prop_assert_eq!(tensor.dtype(), case.dtype);
+    ensure_eq!(flat.null_count(), 0, "null values became a tensor");
+    ensure_eq!(tensor.dtype(), case.dtype);
 
     let dims = tensor.dims();
     let count: i64 = dims.iter().product();
-    prop_assert_eq!(count, flat.len() as i64, "tensor of {:?} for {} values", dims, flat.len());
+    ensure_eq!(count, flat.len() as i64, "tensor of {:?} for {} values", dims, flat.len());
     let rows = array.len() as i64;
     if case.batched {
-        prop_assert_eq!(dims.first().copied(), Some(rows), "batch dimension");
+        ensure_eq!(dims.first().copied(), Some(rows), "batch dimension");
         if let Some(shape) = &case.shape {
-            prop_assert_eq!(dims.len(), shape.len().max(1), "rank of {:?} for declared {:?}", dims, shape);
+            ensure_eq!(dims.len(), shape.len().max(1), "rank of {:?} for declared {:?}", dims, shape);
             for (d, s) in dims.iter().zip(shape).skip(1) {
-                prop_assert!(*s < 0 || d == s, "{:?} for declared {:?}", dims, shape);
+                ensure!(*s < 0 || d == s, "{:?} for declared {:?}", dims, shape);
             }
         }
     } else {
-        prop_assert_eq!(rows, 1, "a per-row plan took {} rows", rows);
+        ensure_eq!(rows, 1, "a per-row plan took {} rows", rows);
         if let Some(shape) = &case.shape {
-            prop_assert_eq!(&dims, shape);
+            ensure_eq!(&dims, shape);
         }
     }
 
     // Values: the column's, converted to the input's type as the table path does.
     if case.dtype == DType::String {
         let found: Vec<Vec<u8>> = tensor.string_values().map(<[u8]>::to_vec).collect();
-        prop_assert_eq!(found, bytes_of(&flat));
+        ensure_eq!(found, bytes_of(&flat));
     } else {
         let target = case.dtype.arrow_type().expect("converted types have an Arrow type");
         let expected = cast_with_options(&flat, &target, &CastOptions { safe: false, ..Default::default() }).expect("the cast the tensor got");
-        let found = tensor_values(&tensor).map_err(TestCaseError::fail)?;
-        prop_assert_eq!(found.as_ref(), expected.as_ref());
+        let found = tensor_values(&tensor).map_err(|e| e.to_string())?;
+        ensure_eq!(found.as_ref(), expected.as_ref());
     }
     Ok(true)
 }
@@ -360,20 +416,17 @@ fn check(tf: &'static TensorFlow, case: &Case) -> Result<bool, TestCaseError> {
 #[test]
 fn random_columns_and_signatures_give_an_error_or_the_same_tensor_never_a_panic() {
     let tf = TensorFlow::get().expect("TensorFlow");
-    let config = Config { cases: CASES, rng_seed: RngSeed::Fixed(SEED), failure_persistence: None, ..Config::default() };
-    let mut runner = TestRunner::new(config);
-    let (tensors, errors) = (Cell::new(0u32), Cell::new(0u32));
-    let outcome = runner.run(&case(), |case| {
-        let made = check(tf, &case)?;
-        let counter = if made { &tensors } else { &errors };
-        counter.set(counter.get() + 1);
-        Ok(())
-    });
-    if let Err(failure) = outcome {
-        panic!("{failure}");
+    let mut g = Gen(SEED);
+    let (mut tensors, mut errors) = (0u32, 0u32);
+    for n in 0..CASES {
+        let case = case(&mut g);
+        match check(tf, &case) {
+            Ok(true) => tensors += 1,
+            Ok(false) => errors += 1,
+            Err(failure) => panic!("case {n} of seed {SEED:#x}: {failure}\n{case:#?}"),
+        }
     }
     // Not a vacuous pass: a good share of the cases must reach a tensor, and of the errors too.
-    let (tensors, errors) = (tensors.get(), errors.get());
     eprintln!("{tensors} tensors, {errors} errors");
     assert!(tensors >= CASES / 10 && errors >= CASES / 10, "{tensors} tensors and {errors} errors in {CASES} cases");
 }

@@ -247,7 +247,7 @@ fn every_markdown_file_with_commands_is_followed_here() {
         let markdown = std::fs::read_to_string(&file).expect("read");
         let commands = script(&relative, &markdown).unwrap_or_else(|e| panic!("{e}"));
         let runs_something = commands.lines().any(|l| l.starts_with("echo ':::"));
-        assert!(!runs_something || tested.contains(&relative.as_str()), "{relative} has commands but no test follows it: add it to crates/dlflow-cli/tests/docs.rs");
+        assert!(!runs_something || tested.contains(&relative.as_str()), "{relative} has commands but no test follows it: add it to crates/dlflow-cli/tests/it/docs.rs");
     }
 }
 

@@ -2,7 +2,7 @@
 //! one endless pass over a TCP stream whose truth changes half way, numbered SavedModel versions
 //! exported as it learns, and a streaming reader (`Model::load(BASE)`) hot-swapping to each.
 
-#[path = "../../../examples/online_training.rs"]
+#[path = "../../../../examples/online_training.rs"]
 #[allow(dead_code)]
 mod online_training;
 

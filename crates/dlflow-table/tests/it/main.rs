@@ -1,0 +1,5 @@
+//! The integration tests of `dlflow-table`, one binary (each file a module): one link instead of
+//! one per file, which is most of the test build's time (decision 0001).
+
+mod datagen;
+mod files;

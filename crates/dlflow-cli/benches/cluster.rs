@@ -260,18 +260,6 @@ impl WorkerSink for Discard {
         *self.0.lock().expect("lock") += batch.num_rows() as u64;
         Ok(())
     }
-    fn end_epoch(&self, _: u64, _: u64, _: u64) -> Result<(), SinkClosed> {
-        Ok(())
-    }
-    fn end_input(&self) -> Result<(), SinkClosed> {
-        Ok(())
-    }
-    fn backlog(&self) -> usize {
-        0
-    }
-    fn is_closed(&self) -> bool {
-        false
-    }
 }
 
 /// Rows/s through the engine: 2 partitions dealt to 2 ML workers, in one process or two.

@@ -35,10 +35,6 @@
 //! # #[derive(Default)] struct Count(Mutex<usize>);
 //! # impl WorkerSink for Count {
 //! #     fn send(&self, b: RecordBatch) -> Result<(), SinkClosed> { *self.0.lock().unwrap() += b.num_rows(); Ok(()) }
-//! #     fn end_epoch(&self, _: u64, _: u64, _: u64) -> Result<(), SinkClosed> { Ok(()) }
-//! #     fn end_input(&self) -> Result<(), SinkClosed> { Ok(()) }
-//! #     fn backlog(&self) -> usize { 0 }
-//! #     fn is_closed(&self) -> bool { false }
 //! # }
 //! let workers: Vec<Arc<Count>> = vec![Arc::default(), Arc::default()];
 //! let sinks = workers.iter().map(|w| w.clone() as Arc<dyn WorkerSink>).collect();
@@ -175,13 +171,25 @@ pub trait WorkerSink: Send + Sync + 'static {
     /// Queues rows for the worker; must not block.
     fn send(&self, batch: RecordBatch) -> Result<(), SinkClosed>;
     /// The epoch has no more rows for this worker: `rows` sent, `dropped` trimmed.
-    fn end_epoch(&self, epoch: u64, rows: u64, dropped: u64) -> Result<(), SinkClosed>;
-    /// No more epochs.
-    fn end_input(&self) -> Result<(), SinkClosed>;
-    /// Batches queued and not yet taken by the worker.
-    fn backlog(&self) -> usize;
+    /// By default nothing happens.
+    fn end_epoch(&self, epoch: u64, rows: u64, dropped: u64) -> Result<(), SinkClosed> {
+        let _ = (epoch, rows, dropped);
+        Ok(())
+    }
+    /// No more epochs. By default nothing happens.
+    fn end_input(&self) -> Result<(), SinkClosed> {
+        Ok(())
+    }
+    /// Batches queued and not yet taken by the worker. By default 0: a sink that handles
+    /// each batch in `send` queues nothing.
+    fn backlog(&self) -> usize {
+        0
+    }
     /// The worker takes no more rows (finished or gone): its share is dropped, not waited for.
-    fn is_closed(&self) -> bool;
+    /// By default never.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// The worker behind a sink takes no more rows.

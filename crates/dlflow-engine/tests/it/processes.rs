@@ -55,15 +55,6 @@ impl WorkerSink for Ids {
         *self.epoch.lock().expect("lock") = epoch + 1;
         Ok(())
     }
-    fn end_input(&self) -> Result<(), SinkClosed> {
-        Ok(())
-    }
-    fn backlog(&self) -> usize {
-        0
-    }
-    fn is_closed(&self) -> bool {
-        false
-    }
 }
 
 fn free_hosts(n: usize) -> Hosts {

@@ -30,7 +30,7 @@ use dlflow_cluster::{Cluster, ClusterError, JobIo, Layout, LocalNodes, NodeEvent
 use dlflow_engine::{Endpoint, EngineReport, Hosts, Mesh, PositionLog, Replay, WorkerPosition};
 use serde::{Deserialize, Serialize};
 
-use super::{AttemptDone, AttemptFailed, Plan, Positions, Prepared, State, conform_none, join_engine};
+use super::{AttemptDone, AttemptFailed, Plan, Positions, Prepared, State, attempt_outcome, conform_none, join_engine};
 use crate::error::{Error, Result};
 
 /// How long processes wait for each other at the job's start, by default.
@@ -368,19 +368,7 @@ impl Network {
             (watched, _) => watched,
         };
         let fed = engine.map(join_engine);
-        let notices = notices.into_inner().unwrap_or_else(|e| e.into_inner());
-        let failed = |error: Error| AttemptFailed { error, replay: replay.clone() };
-        match (watched, fed) {
-            (Err(ClusterError::Cancelled), Some(Err(engine_error))) => Err(failed(engine_error.into())),
-            (Err(error), _) => Err(failed(error.into())),
-            (Ok(_), Some(Err(engine_error))) => Err(failed(engine_error.into())),
-            (Ok(cluster), fed) => Ok(AttemptDone {
-                cluster,
-                engine: fed.and_then(std::result::Result::ok).unwrap_or_default(),
-                notices,
-                replay: replay.clone(),
-            }),
-        }
+        attempt_outcome(watched, fed, notices, replay)
     }
 
     /// Leader: ends the attempt on every follower and waits until they have stopped.

@@ -419,20 +419,7 @@ impl Prepared {
         // The nodes are gone, whatever happened: the engine has no one left to feed.
         attempt_stop.store(true, Ordering::SeqCst);
         let fed = engine.map(join_engine);
-        let notices = notices.into_inner().unwrap_or_else(|e| e.into_inner());
-        let failed = |error: Error| AttemptFailed { error, replay: replay.clone() };
-        match (watched, fed) {
-            // A source that failed stopped the cluster: its error is the cause.
-            (Err(ClusterError::Cancelled), Some(Err(engine_error))) => Err(failed(engine_error.into())),
-            (Err(error), _) => Err(failed(error.into())),
-            (Ok(_), Some(Err(engine_error))) => Err(failed(engine_error.into())),
-            (Ok(cluster), fed) => Ok(AttemptDone {
-                cluster,
-                engine: fed.and_then(Result::ok).unwrap_or_default(),
-                notices,
-                replay: replay.clone(),
-            }),
-        }
+        attempt_outcome(watched, fed, notices, replay)
     }
 
     fn notice(&self, notices: &Mutex<Vec<(NodeName, Value)>>, node: NodeName, notice: Value) -> Result<(), String> {
@@ -541,6 +528,30 @@ fn wait_for_plan(planned: &std::sync::mpsc::Receiver<Plan>, stop: &AtomicBool) -
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !stop.load(Ordering::SeqCst) => {}
             Err(_) => return None,
         }
+    }
+}
+
+/// How an attempt ended, from the cluster's watch and the engine's result (`None`: this
+/// process ran no engine).
+fn attempt_outcome(
+    watched: std::result::Result<ClusterReport, ClusterError>,
+    fed: Option<std::result::Result<EngineReport, dlflow_engine::EngineError>>,
+    notices: Mutex<Vec<(NodeName, Value)>>,
+    replay: Option<Replay>,
+) -> std::result::Result<AttemptDone, AttemptFailed> {
+    let notices = notices.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failed = |error: Error| AttemptFailed { error, replay: replay.clone() };
+    match (watched, fed) {
+        // A source that failed stopped the cluster: its error is the cause.
+        (Err(ClusterError::Cancelled), Some(Err(engine_error))) => Err(failed(engine_error.into())),
+        (Err(error), _) => Err(failed(error.into())),
+        (Ok(_), Some(Err(engine_error))) => Err(failed(engine_error.into())),
+        (Ok(cluster), fed) => Ok(AttemptDone {
+            cluster,
+            engine: fed.and_then(std::result::Result::ok).unwrap_or_default(),
+            notices,
+            replay: replay.clone(),
+        }),
     }
 }
 

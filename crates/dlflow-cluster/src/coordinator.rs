@@ -426,11 +426,10 @@ impl Cluster {
         let _ = protocol::write_frame(&mut self.nodes[i].control, protocol::STACK, &[]);
         let deadline = Instant::now() + STACK_WAIT;
         while self.nodes[i].stack.is_none() && Instant::now() < deadline {
-            if let Ok(event) = self.events.recv_timeout(TICK) {
-                if let Err(error) = self.handle(event, on_event) {
+            if let Ok(event) = self.events.recv_timeout(TICK)
+                && let Err(error) = self.handle(event, on_event) {
                     return error;
                 }
-            }
         }
         self.local.kill(name);
         ClusterError::NodeFrozen {
@@ -504,14 +503,12 @@ fn register(
         }
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Some((name, host, port)) = hello(&stream, token) {
-                    if let Some(slot) = names.iter().position(|n| *n == name) {
-                        if registered[slot].is_none() {
+                if let Some((name, host, port)) = hello(&stream, token)
+                    && let Some(slot) = names.iter().position(|n| *n == name)
+                        && registered[slot].is_none() {
                             tracing::info!(node = %name, %host, port, "node registered");
                             registered[slot] = Some(Registered { stream, host, port });
                         }
-                    }
-                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
             Err(source) => return Err(ClusterError::Io { context: "accepting a node".into(), source }),

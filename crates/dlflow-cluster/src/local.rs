@@ -197,12 +197,11 @@ impl LocalNodes {
             }
             match self.feed_listener.accept() {
                 Ok((stream, _)) => {
-                    if let Some(name) = feed_hello(&stream, &self.token).filter(|n| self.wants_feeds.contains(n)) {
-                        if !self.feeds.iter().any(|f| f.name == name) {
+                    if let Some(name) = feed_hello(&stream, &self.token).filter(|n| self.wants_feeds.contains(n))
+                        && !self.feeds.iter().any(|f| f.name == name) {
                             let (feed, closed) = NodeFeed::start(name, stream);
                             self.feeds.push(LocalFeed { name, feed, closed });
                         }
-                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
                 Err(source) => return Err(ClusterError::Io { context: "accepting a node's feed".into(), source }),
@@ -222,12 +221,11 @@ impl LocalNodes {
             if let Some(status) = process.poll_exit() {
                 // Its feed may wait in the listener's queue: take what is there first.
                 while let Ok((stream, _)) = feed_listener.accept() {
-                    if let Some(name) = feed_hello(&stream, token).filter(|n| wants_feeds.contains(n)) {
-                        if !feeds.iter().any(|f| f.name == name) {
+                    if let Some(name) = feed_hello(&stream, token).filter(|n| wants_feeds.contains(n))
+                        && !feeds.iter().any(|f| f.name == name) {
                             let (feed, closed) = NodeFeed::start(name, stream);
                             feeds.push(LocalFeed { name, feed, closed });
                         }
-                    }
                 }
                 if !feeds.iter().any(|f| f.name == process.name) {
                     return Some(NodeExit { node: process.name, status: describe_status(status), output_tail: process.output.text() });

@@ -436,12 +436,11 @@ impl Feed {
         *self.sent.entry((epoch, k)).or_default() += batch.num_rows() as u64;
         let (batch, positions) = positions::split_positions(batch);
         // Logged before the rows leave: a checkpoint can only cover rows the log names.
-        if let (Some(log), Some(positions)) = (&self.shared.log, &positions) {
-            if let Err(error) = log.record_fed(epoch, k, positions) {
+        if let (Some(log), Some(positions)) = (&self.shared.log, &positions)
+            && let Err(error) = log.record_fed(epoch, k, positions) {
                 self.shared.fail(format!("writing the position log {}: {error}", log.path().display()));
                 return;
             }
-        }
         // A closed sink is a node that finished or failed: the cluster reports it, not us.
         if let Some(sink) = self.shared.sink(k) {
             let _ = sink.send(batch);
@@ -473,11 +472,10 @@ impl Feed {
             }
             report.push((k, sent, dropped));
         }
-        if let Some(log) = &self.shared.log {
-            if let Err(error) = log.sync() {
+        if let Some(log) = &self.shared.log
+            && let Err(error) = log.sync() {
                 self.shared.fail(format!("syncing the position log {}: {error}", log.path().display()));
             }
-        }
         // The first engine worker also reports the workers other processes feed: every
         // process has every worker's counts (they are broadcast), and the trim is the same.
         if self.index == 0 && self.shared.placement.processes > 1 {

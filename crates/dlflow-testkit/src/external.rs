@@ -58,6 +58,8 @@ pub fn tf_reference(request: &Value) -> Value {
 
 /// The reference script, serving requests line by line.
 struct Worker {
+    /// Kept so the process is owned: it ends when its stdin closes with the test process.
+    _child: std::process::Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
@@ -72,7 +74,8 @@ impl Worker {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the TensorFlow reference script");
-        Worker { stdin: child.stdin.take().expect("stdin"), stdout: BufReader::new(child.stdout.take().expect("stdout")) }
+        let (stdin, stdout) = (child.stdin.take().expect("stdin"), BufReader::new(child.stdout.take().expect("stdout")));
+        Worker { _child: child, stdin, stdout }
     }
 }
 

@@ -319,11 +319,10 @@ impl ExampleEncoder {
             _ if !is_list => Some(1),
             _ => None,
         };
-        if let (Some(expected), Some(width)) = (values_per_example, column_width) {
-            if expected != width {
+        if let (Some(expected), Some(width)) = (values_per_example, column_width)
+            && expected != width {
                 return Err(mismatch(format!("the column has {width} value(s) per row but the model reads exactly {expected} per example ({feature})")));
             }
-        }
         Ok(FeatureColumn {
             feature: feature.name.clone(),
             column,
@@ -628,7 +627,7 @@ mod tests {
         let example = decode(&encoder.encode(&b).expect("encode"), 0);
         assert_eq!(example.features.feature.len(), 1);
         assert_eq!(list_of(&example, "x"), &FeatureList::FloatList(FloatList { value: vec![3.0] }));
-        let exact = ExampleEncoder::new(&b.schema(), Some(&spec), &[], false).err().expect("int32 is not float32 without casts");
+        let exact = ExampleEncoder::new(&b.schema(), Some(&spec), &[], false).expect_err("int32 is not float32 without casts");
         assert!(exact.to_string().contains("column `x`"), "{exact}");
     }
 
@@ -636,7 +635,7 @@ mod tests {
     fn a_missing_required_feature_is_named_before_anything_runs() {
         let b = batch(vec![("culmen_length_mm", Arc::new(Float32Array::from(vec![40.0])) as ArrayRef)]);
         let spec = spec(vec![("body_mass_g", DType::Float, required(vec![1])), ("culmen_length_mm", DType::Float, required(vec![1]))]);
-        let err = ExampleEncoder::new(&b.schema(), Some(&spec), &[], true).err().expect("missing");
+        let err = ExampleEncoder::new(&b.schema(), Some(&spec), &[], true).expect_err("missing");
         let message = err.to_string();
         assert!(message.contains("body_mass_g") && message.contains("required") && message.contains("culmen_length_mm"), "{message}");
         let renamed = ExampleEncoder::new(&b.schema(), Some(&spec), &[("body_mass_g".into(), "culmen_length_mm".into())], true);
@@ -647,24 +646,24 @@ mod tests {
     fn wrong_types_and_widths_are_refused() {
         let strings = batch(vec![("x", Arc::new(StringArray::from(vec!["1.5"])) as ArrayRef)]);
         let float_spec = spec(vec![("x", DType::Float, required(vec![1]))]);
-        let err = ExampleEncoder::new(&strings.schema(), Some(&float_spec), &[], true).err().expect("string into float");
+        let err = ExampleEncoder::new(&strings.schema(), Some(&float_spec), &[], true).expect_err("string into float");
         assert!(err.to_string().contains("float list"), "{err}");
 
         let values = Float32Array::from(vec![1.0, 2.0]);
         let pairs = FixedSizeListArray::new(Arc::new(Field::new("item", DataType::Float32, true)), 2, Arc::new(values), None);
         let wide = batch(vec![("x", Arc::new(pairs) as ArrayRef)]);
-        let err = ExampleEncoder::new(&wide.schema(), Some(&float_spec), &[], true).err().expect("2 values for 1");
+        let err = ExampleEncoder::new(&wide.schema(), Some(&float_spec), &[], true).expect_err("2 values for 1");
         assert!(err.to_string().contains("2 value(s) per row"), "{err}");
 
         let ragged = ListArray::from_iter_primitive::<Int32Type, _, _>([Some(vec![Some(1)]), Some(vec![Some(1), Some(2)])]);
         let b = batch(vec![("n", Arc::new(ragged) as ArrayRef)]);
         let encoder = ExampleEncoder::new(&b.schema(), Some(&spec(vec![("n", DType::Int64, required(vec![1]))])), &[], true).expect("plan");
-        let err = encoder.encode(&b).err().expect("row 1 has 2 values");
+        let err = encoder.encode(&b).expect_err("row 1 has 2 values");
         assert!(err.to_string().contains("row 1 has 2 value(s)"), "{err}");
 
         let nulls_inside = ListArray::from_iter_primitive::<Int32Type, _, _>([Some(vec![Some(1), None])]);
         let b = batch(vec![("n", Arc::new(nulls_inside) as ArrayRef)]);
-        let err = ExampleEncoder::new(&b.schema(), None, &[], true).expect("plan").encode(&b).err().expect("null inside a list");
+        let err = ExampleEncoder::new(&b.schema(), None, &[], true).expect("plan").encode(&b).expect_err("null inside a list");
         assert!(err.to_string().contains("inside its lists"), "{err}");
     }
 
@@ -672,7 +671,7 @@ mod tests {
     fn nulls_in_a_required_feature_are_counted() {
         let b = batch(vec![("x", Arc::new(Float32Array::from(vec![Some(1.0), None])) as ArrayRef)]);
         let encoder = ExampleEncoder::new(&b.schema(), Some(&spec(vec![("x", DType::Float, required(vec![]))])), &[], true).expect("plan");
-        let err = encoder.check_required(&b).err().expect("null in a required feature");
+        let err = encoder.check_required(&b).expect_err("null in a required feature");
         assert!(err.to_string().contains("1 row(s) have no value"), "{err}");
     }
 

@@ -84,11 +84,10 @@ impl<'g> GraphIndex<'g> {
         let mut found = Vec::new();
         let mut queue: Vec<(Option<&'g str>, &'g str)> = Vec::new();
         let mut seen: HashSet<(Option<&'g str>, &'g str)> = HashSet::new();
-        if let Some(scope) = self.scopes.get(&None) {
-            if let Some((name, _)) = scope.nodes.get_key_value(start) {
+        if let Some(scope) = self.scopes.get(&None)
+            && let Some((name, _)) = scope.nodes.get_key_value(start) {
                 queue.push((None, name));
             }
-        }
         let mut steps = 0;
         while let Some((function, producer)) = queue.pop() {
             steps += 1;

@@ -81,8 +81,11 @@ pub struct SavedModel {
     /// The TensorFlow version recorded in the MetaGraph (who wrote the model).
     written_by: Option<String>,
     /// Output shapes inferred for a signature fed inputs of given shapes.
-    inferred_shapes: Mutex<HashMap<(String, Vec<Option<Vec<i64>>>), Vec<Shape>>>,
+    inferred_shapes: Mutex<HashMap<ShapeQuery, Vec<Shape>>>,
 }
+
+/// A signature and the shapes of the inputs it is fed (`None`: unknown rank).
+type ShapeQuery = (String, Vec<Option<Vec<i64>>>);
 
 struct Ports {
     inputs: Vec<TF_Output>,
@@ -609,7 +612,7 @@ mod tests {
         let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(check_tags(Path::new("m"), &header, &tags(&["serve", "train"])).is_ok());
         assert_eq!(written_by(&header, &tags(&["serve", "train"])).as_deref(), Some("1.2.1"));
-        let err = check_tags(Path::new("m"), &header, &tags(&["serve"])).err().expect("no {serve}");
+        let err = check_tags(Path::new("m"), &header, &tags(&["serve"])).expect_err("no {serve}");
         let message = err.to_string();
         assert!(message.contains("tagged {serve}") && message.contains("{train, serve}, {gpu}") && message.contains("--tags train,serve"), "{message}");
     }

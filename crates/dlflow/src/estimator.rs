@@ -60,6 +60,7 @@ enum Validation {
 
 /// Called with every notice a node sends (rows taken, ends of epochs, metrics).
 type NoticeHandler = Arc<dyn Fn(NodeName, &Value) + Send + Sync>;
+type EpochHandler = Arc<dyn Fn(&EpochMetrics) + Send + Sync>;
 
 /// DL on Flink's `TFEstimator`: model, loss, optimizer, feature and label columns, epochs,
 /// batch size, workers. [`fit`](Self::fit) returns a [`Model`].
@@ -105,7 +106,7 @@ pub struct Estimator {
     shuffle: bool,
     seed: Option<u64>,
     validation: Option<Validation>,
-    on_epoch: Option<Arc<dyn Fn(&EpochMetrics) + Send + Sync>>,
+    on_epoch: Option<EpochHandler>,
     on_notice: Option<NoticeHandler>,
     on_output: Option<dlflow_cluster::OutputHandler>,
     tensorboard_dir: Option<PathBuf>,
@@ -356,11 +357,10 @@ impl Estimator {
             if let Some(handler) = &on_notice {
                 handler(node, notice);
             }
-            if node.index == 0 && notice["event"] == "epoch" {
-                if let (Some(handler), Some(metrics)) = (&on_epoch, epoch_metrics(notice)) {
+            if node.index == 0 && notice["event"] == "epoch"
+                && let (Some(handler), Some(metrics)) = (&on_epoch, epoch_metrics(notice)) {
                     handler(&metrics);
                 }
-            }
         });
         job.run().await?;
         Model::fitted(folder, &model_dir)
@@ -375,17 +375,16 @@ impl Estimator {
         if self.max_epochs == 0 || self.batch_size == 0 || self.workers == 0 {
             return Err(Error::Invalid("max_epochs, batch_size and worker_count must be at least 1".into()));
         }
-        if self.batch_size % self.workers != 0 {
+        if !self.batch_size.is_multiple_of(self.workers) {
             return Err(Error::Invalid(format!(
                 "batch_size {} is the global batch, split evenly across the {} workers: give a multiple of {}",
                 self.batch_size, self.workers, self.workers
             )));
         }
-        if let Some(Validation::Split(fraction)) = self.validation {
-            if !(fraction > 0.0 && fraction < 1.0) {
+        if let Some(Validation::Split(fraction)) = self.validation
+            && !(fraction > 0.0 && fraction < 1.0) {
                 return Err(Error::Invalid(format!("validation_split {fraction}: expected a fraction between 0 and 1")));
             }
-        }
         let (KerasModel::Factory { file, .. } | KerasModel::File(file)) = &self.model;
         if !file.is_file() {
             return Err(Error::Invalid(format!("the estimator's model file {} does not exist", file.display())));

@@ -240,11 +240,10 @@ impl Model {
     /// label column (named like the prediction): the label stays, and the prediction is
     /// appended as `{prediction}_predicted`.
     pub fn transform(&self, table: &Table) -> Result<Table> {
-        if let Some(fitted) = &self.fitted {
-            if table.schema().column_with_name(&fitted.prediction_col).is_some() {
+        if let Some(fitted) = &self.fitted
+            && table.schema().column_with_name(&fitted.prediction_col).is_some() {
                 return crate::estimator::transform_beside_label(self, &fitted.prediction_col, table);
             }
-        }
         let mut df = table.dataframe().clone();
         if let Some(settings) = &self.settings {
             let (state, plan) = df.into_parts();

@@ -190,7 +190,9 @@ fn answer() -> &'static Value {
 
 #[test]
 fn inspect_lists_every_signature_of_every_model_with_its_method() {
-    let expected: &[(&str, &[&str], &[(&str, &str)])] = &[
+    /// A model, the tags it needs, and its signatures with their methods.
+    type Listing = (&'static str, &'static [&'static str], &'static [(&'static str, &'static str)]);
+    let expected: &[Listing] = &[
         ("serving_half_plus_two_tf1", &[], &[("classify_x_to_y", "classify"), ("regress_x_to_y", "regress"), ("serving_default", "predict")]),
         ("serving_half_plus_two_tf2", &[], &[("classify_x2_to_y3", "predict"), ("serving_default", "predict")]),
         ("serving_half_plus_three_tf1_0", &[], &[("serving_default", "predict"), ("tensorflow/serving/regress", "regress")]),

@@ -637,7 +637,7 @@ fn hop_and_session_windows_equal_the_reference_and_keys_stay_apart() {
 
     // Sessions with a 1 s gap, per key: a: 0.2, 0.9 | 2.5 ; b: 0.5, 1.2, 2.0 ; the late row is
     // a's 0.1 after the watermark passed 1.9 (a's first session ended at 1.9).
-    let phases = vec![vec![(0.2, "a", 1.0), (0.5, "b", 1.0), (0.9, "a", 1.0), (1.2, "b", 1.0), (2.0, "b", 1.0), (2.5, "a", 1.0), (3.0, "c", 1.0)], vec![(0.1, "a", 9.0), (5.0, "c", 1.0)]];
+    let phases = [vec![(0.2, "a", 1.0), (0.5, "b", 1.0), (0.9, "a", 1.0), (1.2, "b", 1.0), (2.0, "b", 1.0), (2.5, "a", 1.0), (3.0, "c", 1.0)], vec![(0.1, "a", 9.0), (5.0, "c", 1.0)]];
     let sql = "CREATE UNBOUNDED EXTERNAL TABLE events (ts TIMESTAMP, k VARCHAR, v DOUBLE, WATERMARK FOR ts AS ts - INTERVAL '500' MILLISECOND) STORED AS JSON LOCATION '-';
                SELECT k, SESSION_START(ts, INTERVAL '1' SECOND) AS w, SESSION_END(ts, INTERVAL '1' SECOND) AS e, COUNT(*) AS n, SUM(v) AS s
                FROM events GROUP BY SESSION(ts, INTERVAL '1' SECOND), k";

@@ -250,8 +250,8 @@ impl Generator {
                 }
             }
         }
-        if let Kind::UniformVector { dimension, .. } = self.kind {
-            if dimension == 0 || i32::try_from(dimension).is_err() {
+        if let Kind::UniformVector { dimension, .. } = self.kind
+            && (dimension == 0 || i32::try_from(dimension).is_err()) {
                 return Err(TableError::invalid_option(
                     option("length"),
                     format!(
@@ -260,7 +260,6 @@ impl Generator {
                     ),
                 ));
             }
-        }
         // Generating zero rows exercises exactly the type dispatch used at scan time, so the
         // "unsupported type" error cannot drift from what `generate` accepts.
         self.generate(column, ColumnRandom::new(0, column), 0..0)

@@ -182,11 +182,10 @@ impl DataGen {
                 "expected at least 1 row per batch",
             ));
         }
-        if let Some(rate) = self.rows_per_second {
-            if !(rate > 0.0 && rate.is_finite()) {
+        if let Some(rate) = self.rows_per_second
+            && !(rate > 0.0 && rate.is_finite()) {
                 return Err(TableError::invalid_option("rows-per-second", format!("{rate}: expected a positive number")));
             }
-        }
         if self.partitions == Some(0) {
             return Err(TableError::invalid_option(
                 "partitions",

@@ -155,7 +155,7 @@ impl Lifted {
 fn liftable(expr: &Arc<dyn PhysicalExpr>) -> bool {
     let Some((function, predict)) = as_predict(expr) else { return false };
     let skip = predict.first_input();
-    if skip == 1 && !function.args().first().is_some_and(|a| a.downcast_ref::<Literal>().is_some()) {
+    if skip == 1 && function.args().first().is_none_or(|a| a.downcast_ref::<Literal>().is_none()) {
         return false;
     }
     !function.args()[skip..].iter().any(|arg| {

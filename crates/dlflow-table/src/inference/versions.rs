@@ -178,7 +178,7 @@ fn watch(model: std::sync::Weak<VersionedModel>, stop: Arc<AtomicBool>, options:
         std::thread::sleep(poll);
         let Some(model) = model.upgrade() else { return };
         let serving = model.current().0;
-        let newest = version_dirs(&model.base).into_iter().filter(|(v, _)| *v > serving && !tried.contains(v)).next_back();
+        let newest = version_dirs(&model.base).into_iter().rfind(|(v, _)| *v > serving && !tried.contains(v));
         let Some((version, dir)) = newest else { continue };
         tried.insert(version);
         let started = Instant::now();

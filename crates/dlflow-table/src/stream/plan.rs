@@ -27,17 +27,15 @@ impl PhysicalOptimizerRule for StreamingPlan {
             if !node.boundedness().is_unbounded() {
                 return Ok(Transformed::no(node));
             }
-            if let Some(filter) = node.downcast_ref::<FilterExec>() {
-                if filter.batch_size() != 1 {
+            if let Some(filter) = node.downcast_ref::<FilterExec>()
+                && filter.batch_size() != 1 {
                     // A target of one row: every non-empty batch is complete as it is.
                     return Ok(Transformed::yes(Arc::new(filter.with_batch_size(1)?) as Arc<dyn ExecutionPlan>));
                 }
-            }
-            if let Some(repartition) = node.downcast_ref::<RepartitionExec>() {
-                if matches!(repartition.partitioning(), Partitioning::RoundRobinBatch(_)) {
+            if let Some(repartition) = node.downcast_ref::<RepartitionExec>()
+                && matches!(repartition.partitioning(), Partitioning::RoundRobinBatch(_)) {
                     return Ok(Transformed::yes(repartition.input().clone()));
                 }
-            }
             Ok(Transformed::no(node))
         })
         .map(|t| t.data)

@@ -37,11 +37,10 @@ pub struct PlanWindows;
 impl PhysicalOptimizerRule for PlanWindows {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
-            if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-                if let Some(window) = lift(aggregate)? {
+            if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
+                && let Some(window) = lift(aggregate)? {
                     return Ok(Transformed::yes(window));
                 }
-            }
             Ok(Transformed::no(node))
         })
         .map(|t| t.data)

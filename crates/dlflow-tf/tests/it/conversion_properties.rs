@@ -178,7 +178,7 @@ fn column(g: &mut Gen) -> Column {
                 }
             };
             let values = (0..len).map(|_| value(g, null_values)).collect();
-            if null_rows && pick % 5 == 0 { None } else { Some(values) }
+            if null_rows && pick.is_multiple_of(5) { None } else { Some(values) }
         })
         .collect();
     let slice = g.chance(0.2).then(|| (g.int(0..3), g.int(0..4)));

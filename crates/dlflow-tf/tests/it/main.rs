@@ -3,7 +3,6 @@
 
 mod conversion_properties;
 mod external_models;
-mod library;
 mod no_panics;
 mod predict;
 mod saved_model;

@@ -129,7 +129,7 @@ fn integer_overflow_on_conversion_is_an_error_not_a_wrap() {
     ])
     .expect("batch");
     let predictor = Predictor::new(load("all_types"), &batch.schema(), &PredictOptions::default()).expect("bind");
-    let err = predictor.predict(&batch).err().expect("overflow");
+    let err = predictor.predict(&batch).expect_err("overflow");
     assert!(err.to_string().contains("`i32`"), "{err}");
 }
 
@@ -184,7 +184,7 @@ fn ragged_list_rows_are_an_error_naming_the_row() {
     let list = ListArray::new(Arc::new(Field::new("item", DataType::Float32, true)), offsets, Arc::new(values), None);
     let batch = RecordBatch::try_from_iter([("pixels", Arc::new(list) as ArrayRef)]).expect("batch");
     let predictor = Predictor::new(load("mlp"), &batch.schema(), &PredictOptions::default()).expect("bind");
-    let err = predictor.predict(&batch).err().expect("ragged");
+    let err = predictor.predict(&batch).expect_err("ragged");
     assert!(err.to_string().contains("row 1 has 700 values"), "{err}");
 }
 
@@ -192,7 +192,7 @@ fn ragged_list_rows_are_an_error_naming_the_row() {
 fn nulls_in_an_input_column_are_an_error_with_the_count() {
     let batch = RecordBatch::try_from_iter([("x", Arc::new(Float32Array::from(vec![Some(1.0), None, None])) as ArrayRef)]).expect("batch");
     let predictor = Predictor::new(load("linear"), &batch.schema(), &PredictOptions::default()).expect("bind");
-    let err = predictor.predict(&batch).err().expect("nulls");
+    let err = predictor.predict(&batch).expect_err("nulls");
     assert!(matches!(err, TfError::NullValues { count: 2, .. }), "{err}");
     assert!(err.to_string().contains("column `x`"), "{err}");
 }
@@ -257,6 +257,6 @@ fn a_sparse_coo_input_is_refused_with_the_reason() {
     let batch = RecordBatch::try_from_iter([("x", Arc::new(Float32Array::from(vec![1.0])) as ArrayRef)]).expect("batch");
     let err = Predictor::new(model.clone(), &batch.schema(), &PredictOptions::default()).err().expect("refused");
     assert!(matches!(err, TfError::UnusableSignature { .. }) && err.to_string().contains("dense"), "{err}");
-    let err = model.call("serving_default", &[]).err().expect("refused by call too");
+    let err = model.call("serving_default", &[]).expect_err("refused by call too");
     assert!(err.to_string().contains("sparse"), "{err}");
 }

@@ -41,7 +41,7 @@ fn string_and_multi_input_signatures() {
 #[test]
 fn unknown_signature_lists_the_available_ones() {
     let model = SavedModel::load(common::model("mlp")).expect("load");
-    let err = model.signature("regress").err().expect("no regress signature");
+    let err = model.signature("regress").expect_err("no regress signature");
     assert!(matches!(err, TfError::UnknownSignature { .. }));
     let message = err.to_string();
     assert!(message.contains("`regress`") && message.contains("classify, predict, serving_default"), "{message}");

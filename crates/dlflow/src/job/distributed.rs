@@ -30,7 +30,7 @@ use dlflow_cluster::{Cluster, ClusterError, JobIo, Layout, LocalNodes, NodeEvent
 use dlflow_engine::{Endpoint, EngineReport, Hosts, Mesh, PositionLog, Replay, WorkerPosition};
 use serde::{Deserialize, Serialize};
 
-use super::{AttemptDone, AttemptFailed, Plan, Positions, Prepared, State, attempt_outcome, conform_none, join_engine};
+use super::{AttemptDone, AttemptFailed, EngineInput, Plan, Positions, Prepared, State, attempt_outcome, conform_none, join_engine};
 use crate::error::{Error, Result};
 
 /// How long processes wait for each other at the job's start, by default.
@@ -288,7 +288,7 @@ impl Network {
         let engine = job.source.clone().map(|source| {
             let log = PositionLog::open(&state.log(0), attempt);
             let mesh = self.mesh_connector(attempt, attempt_stop.clone());
-            job.start_engine(source, cluster.local_feeds(), planned, log, Some(mesh), threads, attempt_stop.clone())
+            job.start_engine(EngineInput { source, feeds: cluster.local_feeds(), threads, mesh: Some(mesh) }, planned, log, attempt_stop.clone())
         });
         let mut positions = Positions::new(job.config.worker_count());
         let mut replay: Option<Replay> = None;
@@ -518,7 +518,7 @@ impl Network {
                     if let (Some((source, feeds)), Some(planned)) = (source_and_feeds.take(), planned.take()) {
                         let log = PositionLog::open(&log_path, launch.attempt);
                         let mesh = self.mesh_connector(launch.attempt, attempt_stop.clone());
-                        engine = Some(job.start_engine(source, feeds, planned, log, Some(mesh), threads, attempt_stop.clone()));
+                        engine = Some(job.start_engine(EngineInput { source, feeds, threads, mesh: Some(mesh) }, planned, log, attempt_stop.clone()));
                         let _ = plan.send(Plan { replay, restore });
                     }
                 }

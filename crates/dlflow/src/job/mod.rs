@@ -335,7 +335,7 @@ impl Prepared {
                         && !self.stop.load(Ordering::SeqCst)
                         && network.as_ref().is_none_or(|n| n.may_restart());
                     if !retry {
-                        break Err(failure.error);
+                        break Err(*failure.error);
                     }
                     attempt += 1;
                     let cause = failure.error.to_string();
@@ -344,11 +344,10 @@ impl Prepared {
                     }
                     restarts.push(Restart { attempt, cause, replay: None });
                     let backoff = self.config.recovery().backoff * 2u32.saturating_pow(restarts.len() as u32 - 1);
-                    if let Some(network) = network.as_mut() {
-                        if let Err(error) = network.restart(attempt, &failure.error) {
+                    if let Some(network) = network.as_mut()
+                        && let Err(error) = network.restart(attempt, &failure.error) {
                             break Err(error);
                         }
-                    }
                     if wait_or_stop(backoff, &self.stop) {
                         break Err(Error::Cluster(ClusterError::Cancelled));
                     }
@@ -381,7 +380,7 @@ impl Prepared {
             let feeds = cluster.local_feeds();
             let log = PositionLog::open(&state.log(0), attempt);
             let threads = engine_threads(source.partitions());
-            self.start_engine(source, feeds, planned, log, None, threads, attempt_stop.clone())
+            self.start_engine(EngineInput { source, feeds, threads, mesh: None }, planned, log, attempt_stop.clone())
         });
         let mut positions = Positions::new(self.config.worker_count());
         let mut replay = None;
@@ -440,14 +439,12 @@ impl Prepared {
     /// input starts, and feeds it.
     fn start_engine(
         &self,
-        source: Arc<TablePartitions>,
-        feeds: Vec<Option<dlflow_cluster::NodeFeed>>,
+        input: EngineInput,
         planned: std::sync::mpsc::Receiver<Plan>,
         log: std::io::Result<PositionLog>,
-        mesh: Option<Box<dyn FnOnce() -> Result<dlflow_engine::Mesh, dlflow_engine::EngineError> + Send>>,
-        threads: usize,
         attempt_stop: Arc<AtomicBool>,
     ) -> std::sync::mpsc::Receiver<Result<EngineReport, dlflow_engine::EngineError>> {
+        let EngineInput { source, feeds, threads, mesh } = input;
         let config = EngineConfig {
             threads,
             epochs: self.io.epochs.unwrap_or(1),
@@ -493,6 +490,18 @@ impl Prepared {
         result
     }
 }
+
+/// What this process's engine reads and whom it feeds in one attempt.
+pub(crate) struct EngineInput {
+    source: Arc<TablePartitions>,
+    /// One per worker of the job: `Some` for the workers of this process.
+    feeds: Vec<Option<dlflow_cluster::NodeFeed>>,
+    threads: usize,
+    /// Joins the engines of the other processes (`None`: a job of one process).
+    mesh: Option<MeshConnector>,
+}
+
+type MeshConnector = Box<dyn FnOnce() -> Result<dlflow_engine::Mesh, dlflow_engine::EngineError> + Send>;
 
 /// A flag that is set once `a` or `b` is (a relay thread, until the guard drops).
 pub(crate) fn either(a: Arc<AtomicBool>, b: Arc<AtomicBool>) -> (Arc<AtomicBool>, Relay) {
@@ -540,7 +549,7 @@ fn attempt_outcome(
     replay: Option<Replay>,
 ) -> std::result::Result<AttemptDone, AttemptFailed> {
     let notices = notices.into_inner().unwrap_or_else(|e| e.into_inner());
-    let failed = |error: Error| AttemptFailed { error, replay: replay.clone() };
+    let failed = |error: Error| AttemptFailed { error: Box::new(error), replay: replay.clone() };
     match (watched, fed) {
         // A source that failed stopped the cluster: its error is the cause.
         (Err(ClusterError::Cancelled), Some(Err(engine_error))) => Err(failed(engine_error.into())),
@@ -626,15 +635,16 @@ pub(crate) struct AttemptDone {
     replay: Option<Replay>,
 }
 
-/// Why an attempt failed, and where it had started from.
+/// Why an attempt failed, and where it had started from. The error is boxed: attempts return
+/// it through several frames and it is large.
 pub(crate) struct AttemptFailed {
-    error: Error,
+    error: Box<Error>,
     replay: Option<Replay>,
 }
 
 impl AttemptFailed {
     pub fn new(error: impl Into<Error>) -> Self {
-        AttemptFailed { error: error.into(), replay: None }
+        AttemptFailed { error: Box::new(error.into()), replay: None }
     }
 }
 

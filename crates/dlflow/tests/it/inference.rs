@@ -133,7 +133,7 @@ async fn nulls_reaching_the_model_fail_the_query_naming_the_column() {
         .sql("SELECT CASE WHEN x > 1.5 THEN NULL ELSE x END AS x FROM (VALUES (CAST(1.0 AS FLOAT)), (CAST(2.0 AS FLOAT))) AS v(x)")
         .await
         .expect("sql");
-    let err = linear().transform(&table).expect("plan").collect().await.err().expect("null");
+    let err = linear().transform(&table).expect("plan").collect().await.expect_err("null");
     assert!(err.to_string().contains("column `x` has 1 null value"), "{err}");
 }
 
@@ -161,7 +161,7 @@ async fn a_failing_write_leaves_no_file_behind() {
         .await
         .expect("sql");
     let output = dir.path().join("out.csv");
-    let err = linear().transform(&table).expect("plan").write(&output, |_| {}).await.err().expect("null fails the write");
+    let err = linear().transform(&table).expect("plan").write(&output, |_| {}).await.expect_err("null fails the write");
     assert!(err.to_string().contains("null"), "{err}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
     assert!(left.is_empty(), "nothing may be left behind: {left:?}");
@@ -172,7 +172,7 @@ async fn declared_input_types_are_checked_against_the_table() {
     let env = Environment::new();
     let table = points(&env, 10, 1);
     table.check_input_types("INT_64,FLOAT_32").expect("matches");
-    let err = table.check_input_types("INT_64,FLOAT_64").err().expect("mismatch");
+    let err = table.check_input_types("INT_64,FLOAT_64").expect_err("mismatch");
     assert!(err.to_string().contains("column `x`") && err.to_string().contains("FLOAT_64"), "{err}");
 }
 
@@ -241,7 +241,7 @@ async fn transform_over_an_unbounded_table_maps_records_as_they_arrive() {
     });
     let batch = tokio::time::timeout(std::time::Duration::from_secs(30), predicted.next()).await.expect("a result in time").expect("a batch").expect("ok");
     let _peer = peer.join().expect("peer");
-    assert_eq!(i64_values(&[batch.clone()], "id"), vec![7]);
+    assert_eq!(i64_values(std::slice::from_ref(&batch), "id"), vec![7]);
     assert_eq!(f32_values(&[batch], "y"), vec![4.0]);
 }
 
@@ -272,7 +272,7 @@ async fn a_window_s_rows_go_to_a_model_as_one_batch_with_the_table_path_s_output
         let scored = model.predict_batch(&window.rows).expect("predict a window");
         let doors: std::collections::BTreeSet<String> = scored.column_by_name("door").expect("door").as_string::<i32>().iter().flatten().map(String::from).collect();
         assert_eq!(doors.len(), 1, "one key per window");
-        for (id, y) in i64_values(&[scored.clone()], "id").into_iter().zip(f32_values(&[scored], "y")) {
+        for (id, y) in i64_values(std::slice::from_ref(&scored), "id").into_iter().zip(f32_values(&[scored], "y")) {
             assert_eq!(by_table[&id], y, "row {id}");
             seen += 1;
         }

@@ -5,7 +5,7 @@
 
 #[path = "../../../../examples/johnny.rs"]
 #[allow(dead_code)]
-mod johnny;
+mod example;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -102,8 +102,8 @@ async fn johnny_grants_and_denies_exactly_on_the_schedule() {
     BufReader::new(camera.stdout.take().expect("stdout")).read_line(&mut greeting).expect("the camera says where it listens");
     let address = greeting.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("camera said: {greeting}")).to_string();
 
-    let decisions = johnny::watch_doors(&model_dir, &format!("tcp://{address}")).await.expect("watch the doors");
-    let run = decisions.map(|d| johnny::decision(&d.expect("a decision"))).collect::<Vec<Value>>();
+    let decisions = example::watch_doors(&model_dir, &format!("tcp://{address}")).await.expect("watch the doors");
+    let run = decisions.map(|d| example::decision(&d.expect("a decision"))).collect::<Vec<Value>>();
     let lines = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the doors decide within 2 minutes");
     assert!(camera.wait().expect("camera").success(), "the camera played the whole schedule");
 

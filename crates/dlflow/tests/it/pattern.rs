@@ -123,7 +123,7 @@ async fn a_bounded_table_is_put_in_event_time_order_and_bad_declarations_are_nam
     let not_a_time = door().run(&seen, "id", |_| Ok((String::new(), (0, 0)))).await.err().expect("id is no TIMESTAMP").to_string();
     assert!(not_a_time.contains("`id` is Int64; expected a TIMESTAMP"), "{not_a_time}");
     let bad_row = door().run(&seen, "ts", |row| Ok((row.string("digit")?, (0, 0)))).await.expect("run").next().await.expect("an item");
-    let bad_row = bad_row.err().expect("digit is no string").to_string();
+    let bad_row = bad_row.expect_err("digit is no string").to_string();
     assert!(bad_row.contains("column `digit`") && bad_row.contains("expected a string"), "{bad_row}");
 
     let stream = env

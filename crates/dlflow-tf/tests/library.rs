@@ -1,5 +1,6 @@
 //! Loading libtensorflow: what a user sees when it is missing, not TensorFlow, or too old.
-//! This test binary never loads the real TensorFlow, so every test here starts unloaded.
+//! Its own test binary (not a module of `tests/it`): it never loads the real TensorFlow, so every
+//! test here starts unloaded, which a binary shared with tests that load TensorFlow cannot give.
 
 use std::path::Path;
 use std::process::Command;

@@ -66,18 +66,16 @@ impl Table {
         Table { df: DataFrame::new(state, plan), in_order: self.in_order }
     }
 
-    /// The rows of this table's widest fixed-width batch that fit in `bytes`, as a power of two
-    /// between `min_rows` and the session's batch size, or `None` when the session's batch size
-    /// already fits (or a column has no fixed width).
-    pub fn batch_rows_within(&self, bytes: usize, min_rows: usize) -> Option<usize> {
+    /// How many rows a batch of this table may hold to stay within `bytes`: a multiple of
+    /// `unit` rows (at least one `unit`, e.g. a model's batch size, so that batches split evenly
+    /// into its runs), when that is fewer than the session's batch size; `None` when the
+    /// session's batch size already fits, or a column has no fixed width.
+    pub fn batch_rows_within(&self, bytes: usize, unit: usize) -> Option<usize> {
         let configured = self.df.task_ctx().session_config().batch_size();
         let row_bytes: usize = self.df.schema().fields().iter().map(|f| fixed_width(f.data_type())).sum::<Option<usize>>()?;
-        if row_bytes == 0 || configured * row_bytes <= bytes {
-            return None;
-        }
-        let fits = (bytes / row_bytes).max(1);
-        let rows = if fits.is_power_of_two() { fits } else { fits.next_power_of_two() / 2 };
-        Some(rows.clamp(min_rows.min(configured), configured))
+        let unit = unit.max(1);
+        let rows = (bytes / row_bytes.max(1) / unit).max(1) * unit;
+        (rows < configured).then_some(rows)
     }
 
     /// Check the seed's `input_types` declaration (`"FLOAT_32,INT_64,STRING"`), one type per

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks: dlflow against its baseline, side by side in one run, printing the ratio.
-#   scripts/bench.sh inference                  table inference vs TensorFlow's own batched inference (Python)
+#   scripts/bench.sh inference [files]          table inference vs TensorFlow's own batched inference (Python);
+#                                               `files`: `dlflow predict` file to file vs copying the file with
+#                                               `dlflow sql` and vs a plain Python script (pyarrow + SavedModel),
+#                                               on an I/O-bound and a compute-bound MLP, with peak memory
 #   scripts/bench.sh training [feed|train|startup|fit|online]
 #                                               feeding tf.data, training the MLP, start-up, and `dlflow fit`
 #                                               over many epochs, each against its baseline (in-memory tf.data /
@@ -21,7 +24,13 @@ cd "$DLFLOW_ROOT"
 what="${1:-inference}"
 shift || true
 case "$what" in
-  inference) cargo bench --workspace --bench inference_vs_tensorflow ;;
+  inference)
+    case "${1:-}" in
+      "") cargo bench --workspace --bench inference_vs_tensorflow ;;
+      # Runs the dlflow binary, as a user does.
+      files) cargo build --release --workspace --bins && cargo bench --workspace --bench inference_files ;;
+      *) echo "unknown inference benchmark '$1'; available: files (or none)" >&2; exit 2 ;;
+    esac ;;
   # The `fit` case runs the dlflow binary, as a user does.
   training) cargo build --release --workspace --bins && cargo bench --workspace --bench training_vs_keras -- "$@" ;;
   streams) cargo bench --workspace --bench streams -- "$@" ;;

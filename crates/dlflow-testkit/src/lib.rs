@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 pub mod external;
+pub mod watch;
 
 use std::fs::File;
 use std::path::PathBuf;

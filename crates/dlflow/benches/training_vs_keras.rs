@@ -31,7 +31,10 @@ use datafusion::arrow::datatypes::DataType;
 use dlflow::{DataGen, Environment, Generator, Job, JobReport, TfClusterConfig};
 use serde_json::Value;
 
+mod common;
 mod online;
+
+use common::{dlflow_binary, median, spread};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -147,15 +150,6 @@ async fn startup() {
     println!("  dlflow's own start-up: {:.2} s (target < 2 s)", best - imports);
 }
 
-/// The `dlflow` binary next to this benchmark's (scripts/bench.sh builds it).
-fn dlflow_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let release = exe.parent().and_then(|deps| deps.parent()).expect("target/release");
-    let binary = release.join("dlflow");
-    assert!(binary.is_file(), "{} is missing: build it (scripts/bench.sh training does)", binary.display());
-    binary
-}
-
 /// What `/usr/bin/time` saw of one run.
 #[derive(Clone, Copy)]
 struct Run {
@@ -208,17 +202,6 @@ fn timed(command: &mut Command) -> Run {
     let [kilobytes, user, system] = numbers[..] else { panic!("/usr/bin/time wrote {text:?}") };
     let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     Run { wall: seconds, rss: kilobytes / 1024.0, cpu: user + system, late_epochs: late_epochs(&printed) }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Median and range of `values`.
-fn spread(values: &mut [f64]) -> (f64, f64, f64) {
-    let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    (median(values), low, high)
 }
 
 async fn fit() {

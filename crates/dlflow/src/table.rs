@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
@@ -55,6 +55,27 @@ impl Table {
     /// Unwrap into the DataFusion `DataFrame`.
     pub fn into_dataframe(self) -> DataFrame {
         self.df
+    }
+
+    /// The same table, its sources read in record batches of at most `rows` rows (DataFusion's
+    /// `batch_size`, 8192 by default). Smaller batches keep memory low for wide rows: 8192 rows
+    /// of 784 floats are 25 MB a batch, and a query holds several at once.
+    pub fn with_batch_rows(self, rows: usize) -> Table {
+        let (mut state, plan) = self.df.into_parts();
+        *state.config_mut() = state.config().clone().with_batch_size(rows.max(1));
+        Table { df: DataFrame::new(state, plan), in_order: self.in_order }
+    }
+
+    /// How many rows a batch of this table may hold to stay within `bytes`: a multiple of
+    /// `unit` rows (at least one `unit`, e.g. a model's batch size, so that batches split evenly
+    /// into its runs), when that is fewer than the session's batch size; `None` when the
+    /// session's batch size already fits, or a column has no fixed width.
+    pub fn batch_rows_within(&self, bytes: usize, unit: usize) -> Option<usize> {
+        let configured = self.df.task_ctx().session_config().batch_size();
+        let row_bytes: usize = self.df.schema().fields().iter().map(|f| fixed_width(f.data_type())).sum::<Option<usize>>()?;
+        let unit = unit.max(1);
+        let rows = (bytes / row_bytes.max(1) / unit).max(1) * unit;
+        (rows < configured).then_some(rows)
     }
 
     /// Check the seed's `input_types` declaration (`"FLOAT_32,INT_64,STRING"`), one type per
@@ -138,5 +159,14 @@ impl Table {
     pub async fn write(&self, path: impl AsRef<Path>, on_batch: impl FnMut(&RecordBatch) + Send) -> Result<u64> {
         let stream = self.stream().await?;
         Ok(dlflow_table::write_stream(stream, path.as_ref(), on_batch).await?)
+    }
+}
+
+/// Bytes a value of `data_type` takes in a batch, where that is fixed.
+fn fixed_width(data_type: &DataType) -> Option<usize> {
+    match data_type {
+        DataType::FixedSizeList(item, size) => Some(fixed_width(item.data_type())? * usize::try_from(*size).ok()?),
+        DataType::Boolean => Some(1),
+        other => other.primitive_width(),
     }
 }

@@ -174,6 +174,24 @@ pub async fn deliver(table: &Table, output: &OutputArgs, what: &str) -> dlflow::
     deliver_bounded(table, output.output.as_deref().map(Path::new), output.show, what).await
 }
 
+/// `table`, when bounded and its rows are wide, read in batches of at most [`BATCH_BYTES`],
+/// each a multiple of `unit` rows (the model's batch size), rather than DataFusion's 8192 rows.
+/// The reader, the model and the writer each hold a few batches, so this is most of the memory
+/// of a file-to-file run: `dlflow predict` over 784-float rows (3 KB a row) peaked at about
+/// 700 MB of heap with 25 MB batches, about 350 MB with 3 MB ones, and ran no slower.
+pub async fn bounded_batches(table: Table, unit: usize) -> dlflow::Result<Table> {
+    if table.is_unbounded().await? {
+        return Ok(table); // a stream's batches are its micro-batches
+    }
+    Ok(match table.batch_rows_within(BATCH_BYTES, unit) {
+        Some(rows) => table.with_batch_rows(rows),
+        None => table,
+    })
+}
+
+/// The size a batch of a bounded query's rows is kept under when its rows have a fixed width.
+const BATCH_BYTES: usize = 4 << 20;
+
 /// Write a bounded `table` to `output` with a progress bar, or, without an output, run it to
 /// the end, print its first `show` rows; either way print a summary line.
 async fn deliver_bounded(table: &Table, output: Option<&Path>, show: usize, what: &str) -> dlflow::Result<()> {

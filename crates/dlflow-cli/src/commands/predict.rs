@@ -11,7 +11,7 @@ use dlflow::layers::dlflow_tf::{DType, Signature};
 use dlflow::{Environment, Model, Table};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::{deliver, load_models, parse_named_model, OutputArgs, TagsArg};
+use super::{bounded_batches, deliver, load_models, parse_named_model, OutputArgs, TagsArg};
 
 /// Arguments of `dlflow predict`.
 #[derive(Args)]
@@ -149,7 +149,7 @@ impl PredictArgs {
         if let Some(declared) = &self.input_types {
             input.check_input_types(declared)?;
         }
-        let predicted = model.transform(&input)?;
+        let predicted = bounded_batches(model.transform(&input)?, self.batch_size).await?;
         deliver(&predicted, &self.output, "predicted").await
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use dlflow::Environment;
 
-use super::{deliver, load_models, parse_named_model, parse_named_table, register_tables, OutputArgs, TagsArg};
+use super::{bounded_batches, deliver, load_models, parse_named_model, parse_named_table, register_tables, OutputArgs, TagsArg};
 
 /// Arguments of `dlflow sql`.
 #[derive(Args)]
@@ -34,7 +34,8 @@ impl SqlArgs {
         let env = Environment::new();
         load_models(&env, &self.models, &self.tags)?;
         register_tables(&env, &self.tables).await?;
-        let table = env.sql(&self.query).await?;
+        // Whole 1024-row runs of any model the query calls (the default batch size).
+        let table = bounded_batches(env.sql(&self.query).await?, dlflow::layers::dlflow_tf::DEFAULT_BATCH_SIZE).await?;
         deliver(&table, &self.output, "query").await
     }
 }

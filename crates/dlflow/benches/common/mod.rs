@@ -1,7 +1,9 @@
-//! What the benchmarks share: settings from the environment and the Arrow file a Python
-//! baseline reads its rows from.
+//! What the benchmarks share: settings from the environment, the Arrow file a Python
+//! baseline reads its rows from, the `dlflow` binary, and the median and range of repeated runs.
+// Each benchmark is a crate of its own that uses some of these.
+#![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::RecordBatch;
 
@@ -18,4 +20,25 @@ pub fn write_arrow(batches: &[RecordBatch], path: &Path) {
         writer.write(batch).expect("write");
     }
     writer.finish().expect("finish");
+}
+
+/// The `dlflow` binary next to this benchmark's (scripts/bench.sh builds it).
+pub fn dlflow_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let release = exe.parent().and_then(|deps| deps.parent()).expect("target/release");
+    let binary = release.join("dlflow");
+    assert!(binary.is_file(), "{} is missing: build it (scripts/bench.sh builds it)", binary.display());
+    binary
+}
+
+/// The median of `values` (sorts them).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Median and range of `values`.
+pub fn spread(values: &mut [f64]) -> (f64, f64, f64) {
+    let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    (median(values), low, high)
 }

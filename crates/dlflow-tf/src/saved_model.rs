@@ -111,20 +111,24 @@ impl SavedModel {
     /// `main_op` / `legacy_init_op` (filling lookup tables from the files in `assets/`), TF2's
     /// `__saved_model_init_op`; a model without a `variables/` folder loads too.
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<SavedModel> {
-        // TensorFlow logs its start-up and every SavedModel load to stderr: see `logs`.
-        crate::logs::quietly(|| Self::load_logged(dir.as_ref(), options))
-    }
-
-    fn load_logged(dir: &Path, options: &LoadOptions) -> Result<SavedModel> {
+        let dir = dir.as_ref();
         check_model_dir(dir)?;
         let header = read_header(dir);
         if let Some(header) = &header {
             check_tags(dir, header, &options.tags)?;
         }
+        // TensorFlow is loaded before the stderr filter below is taken, never inside it: loading
+        // takes the filter itself, after its own lock, and two threads that took the two locks in
+        // opposite orders (one loading a model, one TensorFlow) would wait for each other forever.
         let tf = match &options.library {
             Some(path) => TensorFlow::load_from(path)?,
             None => TensorFlow::get()?,
         };
+        // TensorFlow logs every SavedModel load to stderr: see `logs`.
+        crate::logs::quietly(|| Self::load_logged(tf, dir, header, options))
+    }
+
+    fn load_logged(tf: &'static TensorFlow, dir: &Path, header: Option<proto::SavedModelHeader>, options: &LoadOptions) -> Result<SavedModel> {
         let load_error = |message: String| match unregistered_op(&message) {
             Some(op) => TfError::UnknownOp {
                 path: dir.to_path_buf(),

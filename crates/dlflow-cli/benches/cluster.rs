@@ -186,10 +186,16 @@ fn recovery(dir: &Path, repeat: u64) {
                 let _ = lines_in.send((Instant::now(), line));
             }
         });
-        // The first epoch's checkpoint is written when worker 0 reports epoch 1.
+        // Kill once worker 1's first checkpoint is on disk (the epoch line can come before it is
+        // written; a kill then restarts from scratch, with nothing to restore).
         let killed_at = loop {
             let (_, line) = lines.recv_timeout(Duration::from_secs(300)).expect("the job runs");
             if line.starts_with("epoch 1/4") {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !has_checkpoint(&home.join("jobs"), "worker-1") {
+                    assert!(Instant::now() < deadline, "worker 1 wrote no checkpoint");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 let worker_1 = node_pid(child.id(), 1).expect("worker 1");
                 let at = Instant::now();
                 Command::new("kill").args(["-9", &worker_1.to_string()]).status().expect("kill");
@@ -214,6 +220,15 @@ fn recovery(dir: &Path, repeat: u64) {
     let mean = seconds.iter().sum::<f64>() / seconds.len() as f64;
     let (min, max) = seconds.iter().fold((f64::INFINITY, 0f64), |(a, b), &s| (a.min(s), b.max(s)));
     println!("  kill -> training again (checkpoint restored, rows replayed next): {mean:.2} s (spread {min:.2}..{max:.2})");
+}
+
+/// Whether a job folder under `jobs` holds a checkpoint of `worker` (`worker-1`).
+fn has_checkpoint(jobs: &Path, worker: &str) -> bool {
+    let Ok(jobs) = std::fs::read_dir(jobs) else { return false };
+    jobs.flatten().any(|job| {
+        std::fs::read_dir(job.path().join("checkpoints").join(worker))
+            .is_ok_and(|mut files| files.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".dlflow.json"))))
+    })
 }
 
 fn node_pid(dlflow: u32, worker: usize) -> Option<u32> {

@@ -126,7 +126,7 @@ impl Gen {
         (self.next() >> 32) as u32
     }
 
-    /// True one time in `1 / p`.
+    /// True with probability `p`.
     fn chance(&mut self, p: f64) -> bool {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }

@@ -7,7 +7,8 @@ feed from the dlflow process on the node's own host (rows, epoch ends). Every me
 
 JSON payloads are UTF-8; Arrow payloads are a whole Arrow IPC stream (schema, batches,
 end-of-stream), which pyarrow reads without a copy. The Rust twin of this file is
-`crates/dlflow-cluster/src/protocol.rs`: change both together.
+`crates/dlflow-cluster/src/protocol.rs`: change both together (the test `tables_agree` compares
+their frame kinds and limits).
 """
 
 import json
@@ -32,6 +33,9 @@ STACK = 15       # empty: send your Python stack (a "stack" notice); the node se
 # both ways
 BATCH = 4        # Arrow IPC stream with the rows
 
+# The largest payload either side writes or reads (the Rust twin's MAX_FRAME).
+MAX_FRAME = 1 << 30
+
 _HEADER = struct.Struct("<BI")
 
 
@@ -46,6 +50,9 @@ class Connection:
     def send(self, kind, payload=b""):
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload).encode()
+        if len(payload) > MAX_FRAME:
+            raise ValueError(f"dlflow: a frame of {len(payload)} bytes is over the protocol's limit of "
+                             f"{MAX_FRAME} bytes; write fewer rows at a time")
         header = _HEADER.pack(kind, len(payload))
         with self._write_lock:
             self._sock.sendall(header)
@@ -58,6 +65,8 @@ class Connection:
         if len(header) < _HEADER.size:
             return None
         kind, length = _HEADER.unpack(header)
+        if length > MAX_FRAME:
+            raise ConnectionError(f"dlflow: a frame of {length} bytes is over the protocol's limit of {MAX_FRAME} bytes")
         payload = self._file.read(length) if length else b""
         if len(payload) < length:
             return None

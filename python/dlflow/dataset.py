@@ -8,27 +8,16 @@ Python runs once per batch, not once per row.
 import numpy as np
 import pyarrow as pa
 
-_SCALARS = {
-    pa.float32(): "float32",
-    pa.float64(): "float64",
-    pa.int32(): "int32",
-    pa.int64(): "int64",
-    pa.bool_(): "bool",
-}
-
+from dlflow._types import TO_NODES_IN_WORDS, element_of
 
 def _column_spec(field):
     """(tf dtype name, extra shape) for one Arrow field, or an error naming the column."""
     t = field.type
-    if t in _SCALARS:
-        return _SCALARS[t], []
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-            or pa.types.is_large_binary(t) or pa.types.is_string_view(t):
-        return "string", []
-    if pa.types.is_fixed_size_list(t) and t.value_type in _SCALARS:
-        return _SCALARS[t.value_type], [t.list_size]
-    raise TypeError(f"dlflow: column '{field.name}' has type {t}, which has no tensor type "
-                    "(expected float32/64, int32/64, bool, string or a fixed-size list of numbers)")
+    element = element_of(t)
+    if element is None or not element.to_nodes:
+        raise TypeError(f"dlflow: column '{field.name}' has type {t}, which has no tensor type "
+                        f"(expected {TO_NODES_IN_WORDS})")
+    return element.tf_name, [t.list_size] if pa.types.is_fixed_size_list(t) else []
 
 
 def _to_numpy(column, field):

@@ -82,6 +82,7 @@ import tensorflow as tf
 # Absolute import: dlflow's node runner loads this file by path (module "estimator", not
 # "dlflow.estimator"), where a relative import has no package to resolve against.
 from dlflow import training_data
+from dlflow._types import element_of
 from dlflow.context import TFContext
 from dlflow import tensorboard_callback
 
@@ -90,14 +91,6 @@ ESTIMATOR_FILE = "dlflow_estimator.json"
 _MODEL_FORMS = ("FILE.py:FUNCTION (a factory returning a tf.keras.Model), a saved Keras model "
                 "(.keras, .h5 or .hdf5 file) or a .json file from model.to_json()")
 
-# Column types the estimator can turn into numbers, with the dtype of their tensors.
-_NUMBER_TYPES = {
-    pa.float32(): tf.float32,
-    pa.float64(): tf.float64,
-    pa.int32(): tf.int32,
-    pa.int64(): tf.int64,
-    pa.bool_(): tf.bool,
-}
 
 # Keras loss short names whose class name is not their CamelCase form.
 _LOSS_CLASS_ALIASES = {
@@ -326,10 +319,9 @@ def _label_dtype(schema, name):
 def _number_type(field, what):
     """(tf dtype, width or None) of a numeric column, or an error naming it."""
     t = field.type
-    if t in _NUMBER_TYPES:
-        return _NUMBER_TYPES[t], None
-    if pa.types.is_fixed_size_list(t) and t.value_type in _NUMBER_TYPES:
-        return _NUMBER_TYPES[t.value_type], t.list_size
+    element = element_of(t)
+    if element is not None and element.number:
+        return tf.as_dtype(element.tf_name), t.list_size if pa.types.is_fixed_size_list(t) else None
     if any(check(t) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view,
                                   pa.types.is_binary, pa.types.is_large_binary)):
         raise TypeError(f"{what} is a string; the estimator needs numbers")

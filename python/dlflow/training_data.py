@@ -99,6 +99,9 @@ class RowNotices(tf.keras.callbacks.Callback):
     def __init__(self, ctx, rows, batch_size):
         super().__init__()
         self._ctx, self._rows, self._batch = ctx, rows, batch_size
+        # The batch hook reads no logs: without this, Keras converts every step's logs to
+        # NumPy for it, which waits for the step to finish and stalls the input pipeline.
+        self._supports_tf_logs = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._done, self._unsent, self._sent_at = 0, 0, time.perf_counter()

@@ -174,7 +174,7 @@ fn recovery(dir: &Path, repeat: u64) {
             .args(["train", "--job", quickstart.to_str().expect("utf8"), "--property"])
             .arg(format!("model_dir={}", dir.join("linear").display()))
             .env("DLFLOW_HOME", &home)
-            .env("DLFLOW_VENV", dlflow::layers::dlflow_tf::library::project_venv())
+            .env("DLFLOW_VENV", dlflow::layers::dlflow_common::paths::project_venv())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

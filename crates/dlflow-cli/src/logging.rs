@@ -45,10 +45,10 @@ pub fn init(flag: Option<&str>) {
 ///
 /// No environment variable is changed (undefined behaviour once threads run): the flag is
 /// this process's, and the processes dlflow starts get the level through `Command::env`
-/// ([`dlflow_tf::logs::child_env`](dlflow::layers::dlflow_tf::logs::child_env)). TensorFlow in
+/// ([`dlflow_common::tf_logs::child_env`](dlflow::layers::dlflow_common::tf_logs::child_env)). TensorFlow in
 /// this process logs only while it loads, inside a filter that hides those lines.
 pub fn configure_tensorflow_logs(tf_log: bool) {
     if tf_log {
-        dlflow::layers::dlflow_tf::logs::show_tf_logs();
+        dlflow::layers::dlflow_common::tf_logs::show_tf_logs();
     }
 }

@@ -32,6 +32,8 @@ use crate::protocol;
 
 /// How often the coordinator looks at processes, heartbeats and the stop flag.
 const TICK: Duration = Duration::from_millis(20);
+/// How long a node's failure waits for news of a killed peer, its likely first cause.
+const ROOT_CAUSE_GRACE: Duration = Duration::from_millis(500);
 /// How long a frozen node has to send its stack before it is killed.
 const STACK_WAIT: Duration = Duration::from_secs(3);
 
@@ -263,7 +265,7 @@ impl Cluster {
     /// `on_event` gets every batch, notice and position; an `Err` from it fails the job,
     /// naming the node. Setting `stop` cancels the job.
     pub fn run(mut self, stop: &AtomicBool, mut on_event: impl FnMut(NodeEvent) -> Result<(), String>) -> Result<ClusterReport> {
-        let outcome = self.watch(stop, &mut on_event);
+        let outcome = self.watch(stop, &mut on_event).map_err(|error| self.root_cause(error));
         self.shutdown();
         outcome.map(|()| {
             self.report.finished_after = self.started.elapsed();
@@ -281,25 +283,57 @@ impl Cluster {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {}
             }
-            while let Ok(remote) = self.remote.try_recv() {
-                match remote {
-                    RemoteEvent::Exited(exit) => {
-                        if let Some(node) = self.nodes.iter_mut().find(|n| n.name == exit.node) {
-                            node.exit = Some(exit);
-                        }
-                    }
-                    RemoteEvent::Lost { process, reason } => return Err(ClusterError::ProcessLost { process, reason }),
-                }
-            }
-            for exit in self.local.poll_exits() {
-                if let Some(node) = self.nodes.iter_mut().find(|n| n.name == exit.node) {
-                    node.exit = Some(exit);
-                }
-            }
+            self.collect_exits()?;
             self.check_nodes(on_event)?;
             if self.nodes.iter().filter(|n| n.name.node_type == NodeType::Worker).all(|n| n.done_at.is_some()) {
                 return Ok(());
             }
+        }
+    }
+
+    /// Notes the nodes that have exited, here and on the other processes.
+    fn collect_exits(&mut self) -> Result<()> {
+        while let Ok(remote) = self.remote.try_recv() {
+            match remote {
+                RemoteEvent::Exited(exit) => self.note_exit(exit),
+                RemoteEvent::Lost { process, reason } => return Err(ClusterError::ProcessLost { process, reason }),
+            }
+        }
+        for exit in self.local.poll_exits() {
+            self.note_exit(exit);
+        }
+        Ok(())
+    }
+
+    fn note_exit(&mut self, exit: NodeExit) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.name == exit.node) {
+            node.exit = Some(exit);
+        }
+    }
+
+    /// The first cause of a failure. When a node dies, its peers fail too (TensorFlow's
+    /// collectives raise `UnavailableError` once a peer is gone), and their reports can
+    /// arrive before the dead process is reaped. So a node that raised is named as the
+    /// cause only if no other node was killed within [`ROOT_CAUSE_GRACE`].
+    fn root_cause(&mut self, error: ClusterError) -> ClusterError {
+        let ClusterError::NodeFailed { node: failed, .. } = &error else { return error };
+        let failed = *failed;
+        let deadline = Instant::now() + ROOT_CAUSE_GRACE;
+        loop {
+            if let Err(lost) = self.collect_exits() {
+                return lost;
+            }
+            let killed = self.nodes.iter().find(|n| n.name != failed && n.done_at.is_none() && n.exit.as_ref().is_some_and(NodeExit::killed));
+            if let Some(node) = killed {
+                // `killed` holds only for a node whose exit is known.
+                let exit = node.exit.clone().unwrap_or_else(|| unreachable!());
+                tracing::warn!(node = %failed, cause = %node.name, "a node failed after another was killed");
+                return ClusterError::NodeExited { node: node.name, status: self.on_process(node.name, exit.status), output_tail: exit.output_tail };
+            }
+            if Instant::now() >= deadline {
+                return error;
+            }
+            std::thread::sleep(TICK);
         }
     }
 

@@ -80,6 +80,14 @@ pub struct NodeExit {
     pub output_tail: String,
 }
 
+impl NodeExit {
+    /// Whether a signal ended it (a kill, a crash) rather than its own exit.
+    pub fn killed(&self) -> bool {
+        // The words come from `node::describe_status`.
+        self.status.starts_with("killed by signal")
+    }
+}
+
 struct LocalFeed {
     name: NodeName,
     feed: NodeFeed,

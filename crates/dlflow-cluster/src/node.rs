@@ -79,15 +79,15 @@ impl NodeProcess {
             .map_err(|e| ClusterError::Config(format!("a python_path entry cannot be on PYTHONPATH: {e}")))?;
 
         let mut command = Command::new(launch.python);
-        let tf_logs = dlflow_tf::logs::tf_logs_wanted();
+        let tf_logs = dlflow_common::tf_logs::tf_logs_wanted();
         if !tf_logs {
             // TensorFlow's INFO and WARNING lines after start-up; those before it are filtered
             // from the output below (TensorFlow prints them before it reads this variable).
-            command.env(dlflow_tf::logs::TF_LEVEL_ENV, "2");
+            command.env(dlflow_common::tf_logs::TF_LEVEL_ENV, "2");
         }
         command
             // `--tf-log` is a flag of this process: the node's own processes see it here.
-            .envs(dlflow_tf::logs::child_env().into_iter().filter(|(name, _)| *name == dlflow_tf::logs::TF_LOG_ENV))
+            .envs(dlflow_common::tf_logs::child_env().into_iter().filter(|(name, _)| *name == dlflow_common::tf_logs::TF_LOG_ENV))
             .args(["-u", "-m", "dlflow._node"])
             .env("PYTHONPATH", python_path)
             // Keras 2: Keras 3 cannot fit under MultiWorkerMirroredStrategy (decision 0004).
@@ -187,7 +187,7 @@ fn heartbeat_period_ms(config: &TfClusterConfig) -> u128 {
 }
 
 /// Copies a node's output lines to `sink` (none when quiet) and keeps the last ones.
-/// TensorFlow's own log lines are left out unless `tf_logs` (see `dlflow_tf::logs`).
+/// TensorFlow's own log lines are left out unless `tf_logs` (see `dlflow_common::tf_logs`).
 fn forward(
     stream: impl Read + Send + 'static,
     name: NodeName,
@@ -199,7 +199,7 @@ fn forward(
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if !tf_logs && dlflow_tf::logs::is_tensorflow_noise(&line) {
+            if !tf_logs && dlflow_common::tf_logs::is_tensorflow_noise(&line) {
                 continue;
             }
             if let Some(sink) = &sink {

@@ -2,7 +2,7 @@
 //!
 //! `kind: u8 | length: u32 LE | payload`. JSON payloads for control, a whole Arrow IPC stream
 //! for rows (pyarrow reads it without a copy). The Python twin is `python/dlflow/_protocol.py`;
-//! change both together.
+//! change both together: the test `tables_agree` compares their [`KINDS`] and [`MAX_FRAME`].
 
 use std::io::{self, Read, Write};
 
@@ -41,8 +41,27 @@ pub const FEED_HELLO: u8 = 14;
 /// Coordinator -> node: send your Python stack (a `stack` notice); the node seems frozen.
 pub const STACK: u8 = 15;
 
-/// Frames bigger than this are refused: a garbage length must not allocate gigabytes.
-const MAX_FRAME: u32 = 1 << 30;
+/// Every frame kind by its name in both twins, for the test that compares them.
+pub const KINDS: [(&str, u8); 14] = [
+    ("HELLO", HELLO),
+    ("SPEC", SPEC),
+    ("BATCH", BATCH),
+    ("EPOCH_END", EPOCH_END),
+    ("INPUT_END", INPUT_END),
+    ("HEARTBEAT", HEARTBEAT),
+    ("DONE", DONE),
+    ("FAILED", FAILED),
+    ("OUTPUT_SCHEMA", OUTPUT_SCHEMA),
+    ("NOTICE", NOTICE),
+    ("POSITION", POSITION),
+    ("REPLAY", REPLAY),
+    ("FEED_HELLO", FEED_HELLO),
+    ("STACK", STACK),
+];
+
+/// The largest payload either side writes or reads: a garbage length must not allocate
+/// gigabytes, and a writer must not send what the reader refuses.
+pub const MAX_FRAME: u32 = 1 << 30;
 
 /// One frame.
 #[derive(Debug)]
@@ -55,7 +74,12 @@ pub struct Frame {
 
 /// Writes one frame (unbuffered callers should wrap the stream in a `BufWriter` and flush).
 pub fn write_frame(out: &mut impl Write, kind: u8, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("frame larger than 4 GiB"))?;
+    let len = u32::try_from(payload.len()).ok().filter(|len| *len <= MAX_FRAME).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a frame of {} bytes is over the protocol's limit of {MAX_FRAME} bytes; send fewer rows per batch", payload.len()),
+        )
+    })?;
     out.write_all(&[kind])?;
     out.write_all(&len.to_le_bytes())?;
     out.write_all(payload)
@@ -139,5 +163,15 @@ mod tests {
         let mut input: &[u8] = &[BATCH, 0xff, 0xff, 0xff, 0xff];
         let error = read_frame(&mut input).expect_err("refused");
         assert!(error.to_string().contains("over the limit"), "{error}");
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_reader_would() {
+        // Zeroed allocations are not touched: the gigabyte costs no memory.
+        let payload = vec![0u8; MAX_FRAME as usize + 1];
+        let mut out = Vec::new();
+        let error = write_frame(&mut out, BATCH, &payload).expect_err("over the limit");
+        assert!(error.to_string().contains(&format!("{} bytes is over the protocol's limit", payload.len())), "{error}");
+        assert!(out.is_empty(), "nothing written");
     }
 }

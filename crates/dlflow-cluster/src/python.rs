@@ -14,6 +14,7 @@ use crate::error::{ClusterError, Result};
 const PACKAGE: &[(&str, &str)] = &[
     ("__init__.py", include_str!("../../../python/dlflow/__init__.py")),
     ("_protocol.py", include_str!("../../../python/dlflow/_protocol.py")),
+    ("_types.py", include_str!("../../../python/dlflow/_types.py")),
     ("_node.py", include_str!("../../../python/dlflow/_node.py")),
     ("context.py", include_str!("../../../python/dlflow/context.py")),
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
@@ -34,7 +35,7 @@ pub fn interpreter(python: &Python) -> Result<PathBuf> {
         Python::Executable(path) => existing(path.clone(), "the configured python"),
         Python::Venv(venv) => existing(venv.join("bin/python"), "the configured virtualenv's python"),
         Python::Default => {
-            let project = dlflow_tf::library::project_venv().join("bin/python");
+            let project = dlflow_common::paths::project_venv().join("bin/python");
             if project.is_file() {
                 return Ok(project);
             }
@@ -61,7 +62,7 @@ fn existing(path: PathBuf, what: &str) -> Result<PathBuf> {
 pub fn package_root() -> Result<PathBuf> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     PACKAGE.hash(&mut hasher);
-    let root = dlflow_tf::library::dlflow_home().join("python").join(format!("{:016x}", hasher.finish()));
+    let root = dlflow_common::paths::dlflow_home().join("python").join(format!("{:016x}", hasher.finish()));
     if !root.join("dlflow/.complete").is_file() {
         write_package(&root)?;
         prune_old_versions(&root);

@@ -104,6 +104,7 @@ pub enum TableError {
     },
 
     /// A TensorFlow error: loading or running a model.
+    #[cfg(feature = "inference")]
     #[error(transparent)]
     Tf(#[from] dlflow_tf::TfError),
 

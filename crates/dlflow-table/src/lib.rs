@@ -10,7 +10,7 @@
 //! | [`datagen`] | generated tables, in Rust ([`datagen::DataGen`]) or SQL (`STORED AS DATAGEN`) |
 //! | [`files`] | [`register_file`]: CSV, Parquet, NDJSON, Arrow IPC by extension |
 //! | [`sink`] | [`write_stream`]: atomic, streaming file output |
-//! | [`inference`] | models in queries: `predict(...)`, [`PredictExec`](inference::PredictExec), `transform`, hot reload |
+//! | [`inference`] | (feature `inference`, on by default) models in queries: `predict(...)`, [`PredictExec`](inference::PredictExec), `transform`, hot reload |
 //! | [`options`] | dlflow's session settings (`SET dlflow.max_batch_rows = …`) |
 //! | [`micro_batch`] | cutting streams into micro-batches bounded by rows and delay |
 //! | [`ordered`] | reading partitions in order, each read ahead on its own task |
@@ -47,6 +47,7 @@
 pub mod datagen;
 pub mod error;
 pub mod files;
+#[cfg(feature = "inference")]
 pub mod inference;
 pub mod micro_batch;
 pub mod options;

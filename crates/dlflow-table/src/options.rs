@@ -11,7 +11,7 @@ use datafusion::common::extensions_options;
 
 /// Rows per micro-batch on a stream unless told otherwise: the same as a table's TensorFlow
 /// batch, so a busy stream runs at table speed.
-pub const DEFAULT_MAX_BATCH_ROWS: usize = dlflow_tf::DEFAULT_BATCH_SIZE;
+pub const DEFAULT_MAX_BATCH_ROWS: usize = dlflow_common::DEFAULT_BATCH_SIZE;
 
 /// How long the first record of a micro-batch may wait for more unless told otherwise.
 ///

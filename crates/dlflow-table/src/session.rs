@@ -1,6 +1,6 @@
 //! The DataFusion session dlflow runs tables in: DataFusion's defaults plus dlflow's sources
 //! (the `DATAGEN` table factory), its settings (`SET dlflow.…`, [`ModelSettings`]) and the rule
-//! that runs `predict(...)` calls as [`PredictExec`](crate::inference::PredictExec) operators.
+//! that runs `predict(...)` calls as `PredictExec` operators (with the `inference` feature).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::datagen::{DataGenFactory, DATAGEN_FILE_TYPE};
+#[cfg(feature = "inference")]
 use crate::inference::PlanPredictions;
 use crate::options::ModelSettings;
 use crate::stream::{StreamTableFactory, StreamingPlan};
@@ -75,6 +76,7 @@ fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let sanity_check = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
     rules.insert(sanity_check, Arc::new(StreamingPlan));
     rules.insert(sanity_check, Arc::new(PlanWindows));
+    #[cfg(feature = "inference")]
     rules.push(Arc::new(PlanPredictions));
     rules
 }

@@ -2,10 +2,13 @@
 //! that no `protoc` is needed to build (as `dlflow-tf` does for SavedModel signatures).
 //!
 //! Field numbers follow tensorflow/core/util/event.proto, tensorflow/core/framework/summary.proto
-//! and tensor.proto. Everything else in an event (graphs, histograms, images, run metadata) is
+//! and (through `dlflow_common::tensor_proto`) tensor.proto. Everything else in an event (graphs, histograms, images, run metadata) is
 //! skipped by the decoder.
 
 #![allow(missing_docs)]
+
+pub use dlflow_common::tensor_proto::{Dim, TensorProto, TensorShapeProto};
+use dlflow_common::types::tf_code;
 
 /// One record of an event file.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -53,79 +56,29 @@ pub struct PluginData {
     pub plugin_name: String,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TensorProto {
-    /// tensorflow.DataType.
-    #[prost(int32, tag = "1")]
-    pub dtype: i32,
-    #[prost(message, optional, tag = "2")]
-    pub tensor_shape: Option<TensorShapeProto>,
-    /// The values as raw little-endian bytes (one of the ways a tensor is stored).
-    #[prost(bytes = "vec", tag = "4")]
-    pub tensor_content: Vec<u8>,
-    #[prost(float, repeated, tag = "5")]
-    pub float_val: Vec<f32>,
-    #[prost(double, repeated, tag = "6")]
-    pub double_val: Vec<f64>,
-    #[prost(int32, repeated, tag = "7")]
-    pub int_val: Vec<i32>,
-    #[prost(int64, repeated, tag = "10")]
-    pub int64_val: Vec<i64>,
-    #[prost(bool, repeated, tag = "11")]
-    pub bool_val: Vec<bool>,
-    /// float16 and bfloat16 values, one per int32.
-    #[prost(int32, repeated, tag = "13")]
-    pub half_val: Vec<i32>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TensorShapeProto {
-    #[prost(message, repeated, tag = "2")]
-    pub dim: Vec<Dim>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Dim {
-    #[prost(int64, tag = "1")]
-    pub size: i64,
-}
-
-/// tensorflow.DataType values a scalar summary can have.
-pub mod dtype {
-    pub const FLOAT: i32 = 1;
-    pub const DOUBLE: i32 = 2;
-    pub const INT32: i32 = 3;
-    pub const INT64: i32 = 9;
-    pub const BOOL: i32 = 10;
-    pub const BFLOAT16: i32 = 14;
-    pub const HALF: i32 = 19;
-}
-
-impl TensorProto {
-    /// The value of a tensor with exactly one numeric element, whatever way it is stored;
-    /// `None` for anything else (strings, histograms, images: not scalars).
-    pub fn scalar(&self) -> Option<f64> {
-        let elements = self.tensor_shape.as_ref().map_or(1, |shape| shape.dim.iter().map(|d| d.size).product::<i64>());
-        if elements != 1 {
-            return None;
+/// The value of a tensor with exactly one numeric element, whatever way it is stored;
+/// `None` for anything else (strings, histograms, images: not scalars).
+pub fn scalar(tensor: &TensorProto) -> Option<f64> {
+    let elements = tensor.tensor_shape.as_ref().map_or(1, |shape| shape.dim.iter().map(|d| d.size).product::<i64>());
+    if elements != 1 {
+        return None;
+    }
+    let content = &tensor.tensor_content;
+    match tensor.dtype {
+        tf_code::FLOAT => tensor.float_val.first().map(|v| f64::from(*v)).or_else(|| Some(f64::from(f32::from_le_bytes(bytes(content)?)))),
+        tf_code::DOUBLE => tensor.double_val.first().copied().or_else(|| Some(f64::from_le_bytes(bytes(content)?))),
+        tf_code::INT32 => tensor.int_val.first().map(|v| f64::from(*v)).or_else(|| Some(f64::from(i32::from_le_bytes(bytes(content)?)))),
+        tf_code::INT64 => tensor.int64_val.first().map(|v| *v as f64).or_else(|| Some(i64::from_le_bytes(bytes(content)?) as f64)),
+        tf_code::BOOL => tensor.bool_val.first().map(|v| f64::from(u8::from(*v))).or_else(|| Some(f64::from(content.first().copied()?))),
+        tf_code::HALF => {
+            let bits = tensor.half_val.first().map(|v| *v as u16).or_else(|| Some(u16::from_le_bytes(bytes(content)?)))?;
+            Some(f64::from(f16_to_f32(bits)))
         }
-        let content = &self.tensor_content;
-        match self.dtype {
-            dtype::FLOAT => self.float_val.first().map(|v| f64::from(*v)).or_else(|| Some(f64::from(f32::from_le_bytes(bytes(content)?)))),
-            dtype::DOUBLE => self.double_val.first().copied().or_else(|| Some(f64::from_le_bytes(bytes(content)?))),
-            dtype::INT32 => self.int_val.first().map(|v| f64::from(*v)).or_else(|| Some(f64::from(i32::from_le_bytes(bytes(content)?)))),
-            dtype::INT64 => self.int64_val.first().map(|v| *v as f64).or_else(|| Some(i64::from_le_bytes(bytes(content)?) as f64)),
-            dtype::BOOL => self.bool_val.first().map(|v| f64::from(u8::from(*v))).or_else(|| Some(f64::from(content.first().copied()?))),
-            dtype::HALF => {
-                let bits = self.half_val.first().map(|v| *v as u16).or_else(|| Some(u16::from_le_bytes(bytes(content)?)))?;
-                Some(f64::from(f16_to_f32(bits)))
-            }
-            dtype::BFLOAT16 => {
-                let bits = self.half_val.first().map(|v| *v as u16).or_else(|| Some(u16::from_le_bytes(bytes(content)?)))?;
-                Some(f64::from(f32::from_bits(u32::from(bits) << 16)))
-            }
-            _ => None,
+        tf_code::BFLOAT16 => {
+            let bits = tensor.half_val.first().map(|v| *v as u16).or_else(|| Some(u16::from_le_bytes(bytes(content)?)))?;
+            Some(f64::from(f32::from_bits(u32::from(bits) << 16)))
         }
+        _ => None,
     }
 }
 
@@ -162,31 +115,31 @@ mod tests {
 
     #[test]
     fn scalars_are_read_from_every_storage() {
-        let t = TensorProto { float_val: vec![0.25], ..scalar_tensor(dtype::FLOAT) };
-        assert_eq!(t.scalar(), Some(0.25));
-        let t = TensorProto { tensor_content: 0.5f32.to_le_bytes().to_vec(), ..scalar_tensor(dtype::FLOAT) };
-        assert_eq!(t.scalar(), Some(0.5));
-        let t = TensorProto { tensor_content: 1.5f64.to_le_bytes().to_vec(), ..scalar_tensor(dtype::DOUBLE) };
-        assert_eq!(t.scalar(), Some(1.5));
-        let t = TensorProto { int64_val: vec![7], ..scalar_tensor(dtype::INT64) };
-        assert_eq!(t.scalar(), Some(7.0));
-        let t = TensorProto { half_val: vec![0x3c00], ..scalar_tensor(dtype::HALF) }; // 1.0
-        assert_eq!(t.scalar(), Some(1.0));
-        let t = TensorProto { half_val: vec![0xc100], ..scalar_tensor(dtype::HALF) }; // -2.5
-        assert_eq!(t.scalar(), Some(-2.5));
-        let t = TensorProto { half_val: vec![0x3fc0], ..scalar_tensor(dtype::BFLOAT16) }; // 1.5
-        assert_eq!(t.scalar(), Some(1.5));
+        let t = TensorProto { float_val: vec![0.25], ..scalar_tensor(tf_code::FLOAT) };
+        assert_eq!(scalar(&t), Some(0.25));
+        let t = TensorProto { tensor_content: 0.5f32.to_le_bytes().to_vec(), ..scalar_tensor(tf_code::FLOAT) };
+        assert_eq!(scalar(&t), Some(0.5));
+        let t = TensorProto { tensor_content: 1.5f64.to_le_bytes().to_vec(), ..scalar_tensor(tf_code::DOUBLE) };
+        assert_eq!(scalar(&t), Some(1.5));
+        let t = TensorProto { int64_val: vec![7], ..scalar_tensor(tf_code::INT64) };
+        assert_eq!(scalar(&t), Some(7.0));
+        let t = TensorProto { half_val: vec![0x3c00], ..scalar_tensor(tf_code::HALF) }; // 1.0
+        assert_eq!(scalar(&t), Some(1.0));
+        let t = TensorProto { half_val: vec![0xc100], ..scalar_tensor(tf_code::HALF) }; // -2.5
+        assert_eq!(scalar(&t), Some(-2.5));
+        let t = TensorProto { half_val: vec![0x3fc0], ..scalar_tensor(tf_code::BFLOAT16) }; // 1.5
+        assert_eq!(scalar(&t), Some(1.5));
     }
 
     #[test]
     fn tensors_that_are_not_one_number_are_not_scalars() {
         let two = TensorProto {
             float_val: vec![1.0, 2.0],
-            tensor_shape: Some(TensorShapeProto { dim: vec![Dim { size: 2 }] }),
-            ..scalar_tensor(dtype::FLOAT)
+            tensor_shape: Some(TensorShapeProto { dim: vec![Dim { size: 2 }], unknown_rank: false }),
+            ..scalar_tensor(tf_code::FLOAT)
         };
-        assert_eq!(two.scalar(), None);
-        assert_eq!(scalar_tensor(7 /* DT_STRING */).scalar(), None);
-        assert_eq!(scalar_tensor(dtype::FLOAT).scalar(), None, "no value at all");
+        assert_eq!(scalar(&two), None);
+        assert_eq!(scalar(&scalar_tensor(tf_code::STRING)), None);
+        assert_eq!(scalar(&scalar_tensor(tf_code::FLOAT)), None, "no value at all");
     }
 }

@@ -61,7 +61,7 @@ pub fn read_scalars(dir: &Path) -> Result<Vec<ScalarSeries>> {
         for event in read_events(file)? {
             let Some(summary) = event.summary else { continue };
             for value in summary.value {
-                let number = value.simple_value.map(f64::from).or_else(|| value.tensor.as_ref().and_then(|t| t.scalar()));
+                let number = value.simple_value.map(f64::from).or_else(|| value.tensor.as_ref().and_then(crate::proto::scalar));
                 if let Some(number) = number {
                     let point = ScalarPoint { step: event.step, wall_time: event.wall_time, value: number };
                     series.entry((run.clone(), value.tag)).or_default().insert(event.step, point);
@@ -115,7 +115,8 @@ fn run_name(dir: &Path, file: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Summary, SummaryValue, TensorProto, dtype};
+    use crate::proto::{Summary, SummaryValue, TensorProto};
+    use dlflow_common::types::tf_code;
     use crate::record::masked_crc32c;
 
     fn write_events(path: &Path, events: &[Event]) {
@@ -140,7 +141,7 @@ mod tests {
     fn runs_tags_and_both_value_kinds_are_read_a_repeated_step_keeps_the_last() {
         let dir = tempfile::tempdir().expect("tempdir");
         let version = Event { file_version: Some("brain.Event:2".into()), ..Event::default() };
-        let tensor = |v: f32| SummaryValue { tensor: Some(TensorProto { dtype: dtype::FLOAT, float_val: vec![v], ..TensorProto::default() }), ..SummaryValue::default() };
+        let tensor = |v: f32| SummaryValue { tensor: Some(TensorProto { dtype: tf_code::FLOAT, float_val: vec![v], ..TensorProto::default() }), ..SummaryValue::default() };
         let simple = |v: f32| SummaryValue { simple_value: Some(v), ..SummaryValue::default() };
         write_events(
             &dir.path().join("train/events.out.tfevents.1.host.1.0.v2"),

@@ -121,7 +121,7 @@ impl InputPlan {
     }
 
     /// The shape of the tensor fed for one row, or for a batch (`-1` rows).
-    pub fn feed_dims(&self) -> Vec<i64> {
+    pub fn tensor_dims(&self) -> Vec<i64> {
         let batch = self.batched.then_some(-1);
         batch.into_iter().chain(self.inner_dims.iter().copied()).collect()
     }

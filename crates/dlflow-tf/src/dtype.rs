@@ -1,10 +1,13 @@
 //! Element types: TensorFlow's `DataType`, its Arrow counterpart, and the seed's `DL` names
 //! (`FLOAT_32`, `FLOAT_64`, `INT_32`, `INT_64`, `STRING`) used by `input_types`/`output_types`.
+//! Names, codes and Arrow types come from the one table, [`dlflow_common::types`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use arrow::datatypes::{DataType, Schema};
+
+use dlflow_common::types::{self, tf_code};
 
 use crate::error::TfError;
 
@@ -37,15 +40,15 @@ impl DType {
     /// From a `TF_DataType` / `DataType` proto code.
     pub fn from_code(code: i32) -> DType {
         match code {
-            1 => DType::Float,
-            2 => DType::Double,
-            3 => DType::Int32,
-            4 => DType::UInt8,
-            5 => DType::Int16,
-            6 => DType::Int8,
-            7 => DType::String,
-            9 => DType::Int64,
-            10 => DType::Bool,
+            tf_code::FLOAT => DType::Float,
+            tf_code::DOUBLE => DType::Double,
+            tf_code::INT32 => DType::Int32,
+            tf_code::UINT8 => DType::UInt8,
+            tf_code::INT16 => DType::Int16,
+            tf_code::INT8 => DType::Int8,
+            tf_code::STRING => DType::String,
+            tf_code::INT64 => DType::Int64,
+            tf_code::BOOL => DType::Bool,
             other => DType::Other(other),
         }
     }
@@ -60,7 +63,7 @@ impl DType {
     /// ```
     pub fn without_ref(self) -> DType {
         match self {
-            DType::Other(code) if code > 100 => DType::from_code(code - 100),
+            DType::Other(code) if code > tf_code::REF_OFFSET => DType::from_code(code - tf_code::REF_OFFSET),
             other => other,
         }
     }
@@ -68,15 +71,15 @@ impl DType {
     /// The `TF_DataType` code.
     pub fn code(self) -> i32 {
         match self {
-            DType::Float => 1,
-            DType::Double => 2,
-            DType::Int32 => 3,
-            DType::UInt8 => 4,
-            DType::Int16 => 5,
-            DType::Int8 => 6,
-            DType::String => 7,
-            DType::Int64 => 9,
-            DType::Bool => 10,
+            DType::Float => tf_code::FLOAT,
+            DType::Double => tf_code::DOUBLE,
+            DType::Int32 => tf_code::INT32,
+            DType::UInt8 => tf_code::UINT8,
+            DType::Int16 => tf_code::INT16,
+            DType::Int8 => tf_code::INT8,
+            DType::String => tf_code::STRING,
+            DType::Int64 => tf_code::INT64,
+            DType::Bool => tf_code::BOOL,
             DType::Other(code) => code,
         }
     }
@@ -90,34 +93,18 @@ impl DType {
     /// assert_eq!(DType::String.arrow_type(), Some(DataType::Utf8));
     /// ```
     pub fn arrow_type(self) -> Option<DataType> {
-        Some(match self {
-            DType::Float => DataType::Float32,
-            DType::Double => DataType::Float64,
-            DType::Int32 => DataType::Int32,
-            DType::Int64 => DataType::Int64,
-            DType::UInt8 => DataType::UInt8,
-            DType::Int8 => DataType::Int8,
-            DType::Int16 => DataType::Int16,
-            DType::String => DataType::Utf8,
-            DType::Bool => DataType::Boolean,
-            DType::Other(_) => return None,
-        })
+        match self {
+            DType::Other(_) => None,
+            known => types::by_tf_code(known.code()).map(|t| t.arrow.clone()),
+        }
     }
 }
 
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DType::Float => f.write_str("float32"),
-            DType::Double => f.write_str("float64"),
-            DType::Int32 => f.write_str("int32"),
-            DType::Int64 => f.write_str("int64"),
-            DType::UInt8 => f.write_str("uint8"),
-            DType::Int8 => f.write_str("int8"),
-            DType::Int16 => f.write_str("int16"),
-            DType::String => f.write_str("string"),
-            DType::Bool => f.write_str("bool"),
-            DType::Other(code) => write!(f, "DataType({code})"),
+        match types::by_tf_code(self.code()) {
+            Some(known) => f.write_str(known.tf_name),
+            None => write!(f, "DataType({})", self.code()),
         }
     }
 }
@@ -138,6 +125,9 @@ pub enum DlType {
 }
 
 impl DlType {
+    /// Every seed type, in the table's order.
+    pub const ALL: [DlType; 5] = [DlType::Float32, DlType::Float64, DlType::Int32, DlType::Int64, DlType::String];
+
     /// The seed's spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -156,14 +146,7 @@ impl DlType {
             DataType::FixedSizeList(item, _) | DataType::List(item) | DataType::LargeList(item) => {
                 self.matches(item.data_type())
             }
-            _ => matches!(
-                (self, data_type),
-                (DlType::Float32, DataType::Float32)
-                    | (DlType::Float64, DataType::Float64)
-                    | (DlType::Int32, DataType::Int32)
-                    | (DlType::Int64, DataType::Int64)
-                    | (DlType::String, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-            ),
+            _ => types::by_arrow(data_type).and_then(|t| t.seed_name) == Some(self.name()),
         }
     }
 
@@ -186,17 +169,9 @@ impl FromStr for DlType {
     type Err = TfError;
 
     fn from_str(s: &str) -> Result<DlType, TfError> {
-        Ok(match s.to_ascii_uppercase().replace('_', "").as_str() {
-            "FLOAT32" => DlType::Float32,
-            "FLOAT64" => DlType::Float64,
-            "INT32" => DlType::Int32,
-            "INT64" => DlType::Int64,
-            "STRING" => DlType::String,
-            _ => {
-                return Err(TfError::DeclaredTypes(format!(
-                    "unknown data type `{s}`: expected one of FLOAT_32, FLOAT_64, INT_32, INT_64, STRING"
-                )))
-            }
+        let spelling = |name: &str| name.to_ascii_uppercase().replace('_', "");
+        DlType::ALL.into_iter().find(|t| spelling(t.name()) == spelling(s)).ok_or_else(|| {
+            TfError::DeclaredTypes(format!("unknown data type `{s}`: expected one of {}", types::seed_names().join(", ")))
         })
     }
 }
@@ -240,4 +215,28 @@ pub fn check_declared_types(what: &str, declared: &str, schema: &Schema) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_types_are_the_tables() {
+        assert_eq!(DlType::ALL.map(DlType::name).to_vec(), types::seed_names());
+        for t in DlType::ALL {
+            assert_eq!(t.name().parse::<DlType>().expect("own name"), t);
+        }
+    }
+
+    #[test]
+    fn every_known_dtype_round_trips_through_the_table() {
+        let known = [DType::Float, DType::Double, DType::Int32, DType::Int64, DType::UInt8, DType::Int8, DType::Int16, DType::String, DType::Bool];
+        for dtype in known {
+            let arrow = dtype.arrow_type().expect("known dtypes have an Arrow type");
+            assert_eq!(types::by_arrow(&arrow).map(|t| t.tf_code), Some(dtype.code()), "{dtype}");
+            assert_eq!(DType::from_code(dtype.code()), dtype);
+        }
+        assert_eq!(DType::Other(23).to_string(), "DataType(23)");
+    }
 }

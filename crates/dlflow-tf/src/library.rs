@@ -9,6 +9,8 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+pub use dlflow_common::paths::{dlflow_home, project_venv};
+
 use crate::error::{Result, TfError};
 use crate::ffi::Api;
 
@@ -176,25 +178,6 @@ pub fn locate() -> Result<PathBuf> {
         None => searched.push("python3 on PATH (not found)".to_string()),
     }
     Err(TfError::LibraryNotFound { searched: searched.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n") })
-}
-
-/// The project's virtualenv: `$DLFLOW_VENV`, else `$DLFLOW_HOME/venv`, else `~/.cache/dlflow/venv`.
-pub fn project_venv() -> PathBuf {
-    if let Some(venv) = std::env::var_os("DLFLOW_VENV") {
-        return PathBuf::from(venv);
-    }
-    dlflow_home().join("venv")
-}
-
-/// dlflow's cache directory: `$DLFLOW_HOME`, else `$XDG_CACHE_HOME/dlflow`, else `~/.cache/dlflow`.
-pub fn dlflow_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("DLFLOW_HOME") {
-        return PathBuf::from(home);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
-    cache.join("dlflow")
 }
 
 fn site_packages_of_venv(venv: &Path) -> Vec<PathBuf> {

@@ -15,9 +15,7 @@ use crate::saved_model::SavedModel;
 use crate::signature::{keys, Shape, Signature, TensorSpec};
 use crate::tensor::Tensor;
 
-/// Rows per `TF_SessionRun` unless told otherwise: large enough that the fixed cost of a
-/// run (tens of microseconds) is noise, small enough to keep tensors in cache-sized chunks.
-pub const DEFAULT_BATCH_SIZE: usize = 1024;
+pub use dlflow_common::DEFAULT_BATCH_SIZE;
 
 /// How to apply a model to a table.
 ///
@@ -112,17 +110,17 @@ pub struct Predictor {
     model: Arc<SavedModel>,
     signature: Signature,
     /// Per signature input, in signature order.
-    feeds: Vec<Feed>,
+    inputs: Vec<BoundInput>,
     outputs: Vec<OutputPlan>,
     runs: Runs,
     batch_size: usize,
-    /// The columns the feeds read, as (position, type) in the schema it was made for: a
+    /// The columns the bound inputs read, as (position, type) in the schema it was made for: a
     /// batch of another schema is refused instead of read at the wrong place.
     reads: Vec<(usize, arrow::datatypes::DataType)>,
 }
 
 /// Where a signature input's tensor comes from.
-enum Feed {
+enum BoundInput {
     /// One column, converted.
     Column { index: usize, plan: InputPlan },
     /// Serialized tf.Example protos built from the feature columns: `[n]`, or `[]` per row.
@@ -213,11 +211,11 @@ impl Predictor {
         let specs: Vec<TensorSpec> = signature.inputs.iter().map(|s| TensorSpec { shape: s.effective_shape().clone(), ..s.clone() }).collect();
         let runs = runs_for_inputs(&signature, &specs)?;
         let wanted = wanted_outputs(&signature, options)?;
-        let plan_feeds = |batched: bool| -> Result<Vec<Feed>> {
-            sources.iter().zip(&specs).map(|(source, spec)| plan_feed(&signature, schema, source, spec, batched, options)).collect()
+        let bind_inputs = |batched: bool| -> Result<Vec<BoundInput>> {
+            sources.iter().zip(&specs).map(|(source, spec)| bind_input(&signature, schema, source, spec, batched, options)).collect()
         };
-        let mut feeds = plan_feeds(runs != Some(Runs::PerRow))?;
-        let mut shapes = output_shapes(&model, &signature, &feeds)?;
+        let mut inputs = bind_inputs(runs != Some(Runs::PerRow))?;
+        let mut shapes = output_shapes(&model, &signature, &inputs)?;
         let runs = match runs {
             Some(runs) => runs,
             // Every input has unknown rank: batches when the outputs keep the batch dimension
@@ -225,8 +223,8 @@ impl Predictor {
             // `zeros(2, 3) + x`).
             None if shapes.iter().all(|s| s.dims().and_then(|d| d.first()) == Some(&-1)) => Runs::Batches,
             None => {
-                feeds = plan_feeds(false)?;
-                shapes = output_shapes(&model, &signature, &feeds)?;
+                inputs = bind_inputs(false)?;
+                shapes = output_shapes(&model, &signature, &inputs)?;
                 Runs::PerRow
             }
         };
@@ -243,17 +241,17 @@ impl Predictor {
             Runs::Exactly(rows) => rows,
             Runs::PerRow => 1,
         };
-        let mut read: Vec<usize> = feeds
+        let mut read: Vec<usize> = inputs
             .iter()
-            .flat_map(|feed| match feed {
-                Feed::Column { index, .. } => vec![*index],
-                Feed::Examples { encoder, .. } => encoder.columns().collect(),
+            .flat_map(|bound| match bound {
+                BoundInput::Column { index, .. } => vec![*index],
+                BoundInput::Examples { encoder, .. } => encoder.columns().collect(),
             })
             .collect();
         read.sort_unstable();
         read.dedup();
         let reads = read.into_iter().map(|i| (i, schema.field(i).data_type().clone())).collect();
-        Ok(Predictor { model, signature, feeds, outputs, runs, batch_size, reads })
+        Ok(Predictor { model, signature, inputs, outputs, runs, batch_size, reads })
     }
 
     /// The bound signature.
@@ -303,7 +301,7 @@ impl Predictor {
             .collect()
     }
 
-    /// Whether `batch` has, at each position a feed reads, a column of the type planned for.
+    /// Whether `batch` has, at each position an input reads, a column of the type planned for.
     fn check_schema(&self, batch: &RecordBatch) -> Result<()> {
         for (index, expected) in &self.reads {
             let found = batch.columns().get(*index).map(|c| c.data_type());
@@ -334,7 +332,7 @@ impl Predictor {
         };
         let input = padded.as_ref().unwrap_or(batch);
         let tf = self.model.tensorflow();
-        let tensors = self.feeds.iter().map(|feed| feed.tensor(tf, input)).collect::<Result<Vec<_>>>()?;
+        let tensors = self.inputs.iter().map(|bound| bound.tensor(tf, input)).collect::<Result<Vec<_>>>()?;
         let fetch: Vec<usize> = self.outputs.iter().map(|o| o.index).collect();
         let results = self.model.run(&self.signature, &tensors, &fetch)?;
         let columns = results
@@ -352,11 +350,11 @@ impl Predictor {
     }
 }
 
-impl Feed {
+impl BoundInput {
     fn tensor(&self, tf: &'static TensorFlow, batch: &RecordBatch) -> Result<Tensor> {
         match self {
-            Feed::Column { index, plan } => plan.to_tensor(tf, batch.column(*index).as_ref()),
-            Feed::Examples { encoder, batched } => {
+            BoundInput::Column { index, plan } => plan.to_tensor(tf, batch.column(*index).as_ref()),
+            BoundInput::Examples { encoder, batched } => {
                 encoder.check_required(batch)?;
                 let examples = encoder.encode(batch)?;
                 let dims: &[i64] = if *batched { &[examples.len() as i64] } else { &[] };
@@ -368,9 +366,9 @@ impl Feed {
     /// The shape fed for a batch (`-1` rows) or a row; `None` when unknown.
     fn dims(&self) -> Option<Vec<i64>> {
         match self {
-            Feed::Column { plan, .. } => Some(plan.feed_dims()),
-            Feed::Examples { batched: true, .. } => Some(vec![-1]),
-            Feed::Examples { batched: false, .. } => Some(vec![]),
+            BoundInput::Column { plan, .. } => Some(plan.tensor_dims()),
+            BoundInput::Examples { batched: true, .. } => Some(vec![-1]),
+            BoundInput::Examples { batched: false, .. } => Some(vec![]),
         }
     }
 }
@@ -417,30 +415,30 @@ fn runs_for_inputs(signature: &Signature, specs: &[TensorSpec]) -> Result<Option
     }
 }
 
-fn plan_feed(signature: &Signature, schema: &Schema, source: &Source, spec: &TensorSpec, batched: bool, options: &PredictOptions) -> Result<Feed> {
+fn bind_input(signature: &Signature, schema: &Schema, source: &Source, spec: &TensorSpec, batched: bool, options: &PredictOptions) -> Result<BoundInput> {
     Ok(match source {
         Source::Column(index) => {
             let field = schema.field(*index);
             let plan = if batched { InputPlan::new(field, spec, options.allow_cast)? } else { InputPlan::per_row(field, spec, options.allow_cast)? };
-            Feed::Column { index: *index, plan }
+            BoundInput::Column { index: *index, plan }
         }
         Source::Examples => {
             let mappings: Vec<(String, String)> = options.input_columns.iter().filter(|(input, _)| signature.input(input).is_none()).cloned().collect();
             let encoder = ExampleEncoder::new(schema, signature.example_spec(&spec.key), &mappings, options.allow_cast)?;
-            Feed::Examples { encoder, batched }
+            BoundInput::Examples { encoder, batched }
         }
     })
 }
 
 /// Output shapes: the declared (or graph) shapes, and where those leave a rank or an inner
 /// dimension unknown, what TensorFlow infers from the shapes dlflow feeds.
-fn output_shapes(model: &SavedModel, signature: &Signature, feeds: &[Feed]) -> Result<Vec<Shape>> {
+fn output_shapes(model: &SavedModel, signature: &Signature, inputs: &[BoundInput]) -> Result<Vec<Shape>> {
     let known = |shape: &Shape| matches!(shape.dims(), Some(dims) if dims.iter().skip(1).all(|d| *d >= 0));
     let declared: Vec<Shape> = signature.outputs.iter().map(|o| o.effective_shape().clone()).collect();
     if declared.iter().all(known) {
         return Ok(declared);
     }
-    let fed: Vec<Option<Vec<i64>>> = feeds.iter().map(Feed::dims).collect();
+    let fed: Vec<Option<Vec<i64>>> = inputs.iter().map(BoundInput::dims).collect();
     model.infer_output_shapes(signature, &fed)
 }
 

@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 
+pub use dlflow_common::tensor_proto::{TensorProto, TensorShapeProto};
+
 /// `saved_model.pb` with only the MetaGraphs' `meta_info_def`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SavedModelHeader {
@@ -95,20 +97,6 @@ pub struct CooSparse {
 /// `TensorInfo.CompositeTensor`, none of whose fields dlflow reads.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CompositeTensor {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TensorShapeProto {
-    #[prost(message, repeated, tag = "2")]
-    pub dim: Vec<Dim>,
-    #[prost(bool, tag = "3")]
-    pub unknown_rank: bool,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Dim {
-    #[prost(int64, tag = "1")]
-    pub size: i64,
-}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GraphDef {
@@ -206,40 +194,4 @@ pub struct ListValue {
 pub struct NameAttrList {
     #[prost(string, tag = "1")]
     pub name: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TensorProto {
-    #[prost(int32, tag = "1")]
-    pub dtype: i32,
-    #[prost(message, optional, tag = "2")]
-    pub tensor_shape: Option<TensorShapeProto>,
-    /// Values in TensorFlow's in-memory layout (little-endian numbers); used instead of the
-    /// typed fields below by larger constants.
-    #[prost(bytes = "vec", tag = "4")]
-    pub tensor_content: Vec<u8>,
-    #[prost(float, repeated, tag = "5")]
-    pub float_val: Vec<f32>,
-    #[prost(double, repeated, tag = "6")]
-    pub double_val: Vec<f64>,
-    #[prost(int32, repeated, tag = "7")]
-    pub int_val: Vec<i32>,
-    #[prost(bytes = "vec", repeated, tag = "8")]
-    pub string_val: Vec<Vec<u8>>,
-    #[prost(int64, repeated, tag = "10")]
-    pub int64_val: Vec<i64>,
-}
-
-impl TensorShapeProto {
-    /// The dimensions, `None` for unknown rank.
-    pub fn dims(&self) -> Option<Vec<i64>> {
-        (!self.unknown_rank).then(|| self.dim.iter().map(|d| d.size).collect())
-    }
-}
-
-impl TensorProto {
-    /// Number of elements its shape says it holds.
-    pub fn element_count(&self) -> i64 {
-        self.tensor_shape.as_ref().and_then(|s| s.dims()).map(|dims| dims.iter().product()).unwrap_or(1)
-    }
 }

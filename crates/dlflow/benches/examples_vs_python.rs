@@ -115,7 +115,7 @@ struct Baseline {
 }
 
 fn python_rounds(data: &Path, model: &Path, input: &str, batch_size: usize) -> Baseline {
-    let python = dlflow::layers::dlflow_tf::library::project_venv().join("bin/python");
+    let python = dlflow::layers::dlflow_common::paths::project_venv().join("bin/python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/tools/bench_examples.py");
     let output = Command::new(python)
         .arg(script)

@@ -77,7 +77,7 @@ impl Contender {
                 command
             }
             Contender::Python => {
-                let mut command = Command::new(dlflow::layers::dlflow_tf::library::project_venv().join("bin/python"));
+                let mut command = Command::new(dlflow::layers::dlflow_common::paths::project_venv().join("bin/python"));
                 command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/tools/bench_predict_file.py"));
                 command.arg("--input").arg(input).arg("--model").arg(&model).args(["--column", case.column, "--keep", "id"]);
                 command.arg("--output").arg(output).args(["--batch-size", "1024"]);

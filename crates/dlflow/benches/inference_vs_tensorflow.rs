@@ -57,7 +57,7 @@ async fn dlflow_rows_per_second(model: &Model, batches: &[RecordBatch]) -> (usiz
 }
 
 fn python() -> std::path::PathBuf {
-    dlflow::layers::dlflow_tf::library::project_venv().join("bin/python")
+    dlflow::layers::dlflow_common::paths::project_venv().join("bin/python")
 }
 
 #[tokio::main]

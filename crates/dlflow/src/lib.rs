@@ -55,6 +55,7 @@ pub use table::Table;
 /// The layers under the facade, for what it does not wrap.
 pub mod layers {
     pub use dlflow_cluster;
+    pub use dlflow_common;
     pub use dlflow_engine;
     pub use dlflow_table;
     pub use dlflow_tensorboard;

@@ -47,7 +47,7 @@ pub struct PredictArgs {
     #[arg(long)]
     input_types: Option<String>,
     /// Rows per TensorFlow run.
-    #[arg(long, default_value_t = dlflow::layers::dlflow_tf::DEFAULT_BATCH_SIZE, value_parser = super::parse_positive)]
+    #[arg(long, default_value_t = dlflow::layers::dlflow_common::DEFAULT_BATCH_SIZE, value_parser = super::parse_positive)]
     batch_size: usize,
     #[command(flatten)]
     stream: StreamInputArgs,

@@ -35,7 +35,7 @@ impl SqlArgs {
         load_models(&env, &self.models, &self.tags)?;
         register_tables(&env, &self.tables).await?;
         // Whole 1024-row runs of any model the query calls (the default batch size).
-        let table = bounded_batches(env.sql(&self.query).await?, dlflow::layers::dlflow_tf::DEFAULT_BATCH_SIZE).await?;
+        let table = bounded_batches(env.sql(&self.query).await?, dlflow::layers::dlflow_common::DEFAULT_BATCH_SIZE).await?;
         deliver(&table, &self.output, "query").await
     }
 }

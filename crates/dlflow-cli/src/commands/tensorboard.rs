@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use clap::Args;
 use dlflow::Python;
 use dlflow::layers::dlflow_cluster::interpreter;
-use dlflow::layers::dlflow_tf::logs::{is_tensorflow_noise, tf_logs_wanted};
+use dlflow::layers::dlflow_common::tf_logs::{is_tensorflow_noise, tf_logs_wanted};
 
 /// Starts TensorBoard; the child asks the kernel to kill it when dlflow dies (Linux), so that
 /// no server outlives the command, however it ends.
@@ -51,7 +51,7 @@ impl TensorboardArgs {
             .args(["-c", LAUNCHER, "--logdir"])
             .arg(&self.dir)
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .envs(dlflow::layers::dlflow_tf::logs::child_env())
+            .envs(dlflow::layers::dlflow_common::tf_logs::child_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -203,7 +203,7 @@ impl TrainArgs {
             // so that `--resume` can continue one whose processes all died.
             let process = self.process.unwrap_or(0);
             let id = job_id(path, &job_text, self.hosts.as_deref());
-            let state = dlflow::layers::dlflow_tf::library::dlflow_home().join("jobs").join(format!("{id}-p{process}"));
+            let state = dlflow::layers::dlflow_common::paths::dlflow_home().join("jobs").join(format!("{id}-p{process}"));
             if !self.resume && state.join("attempt").is_file() {
                 progress.say(format!(
                     "note: starting over; an earlier run of this job left its state in {} (--resume continues it)",

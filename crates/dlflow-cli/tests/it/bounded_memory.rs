@@ -117,7 +117,7 @@ async fn predict_over_a_file_three_times_the_memory_cap_completes_under_it() {
 /// not watching.
 #[test]
 fn a_child_over_the_cap_is_killed() {
-    let python = dlflow::layers::dlflow_tf::library::project_venv().join("bin/python");
+    let python = dlflow::layers::dlflow_common::paths::project_venv().join("bin/python");
     let hold = "import time; held = b'x' * (64 << 20); time.sleep(30)";
     let run = run_watched(Command::new(&python).args(["-c", hold]), Some(16 << 20));
     let over = run.over_cap.unwrap_or_else(|| panic!("{} was not killed over the cap: {run:?}", python.display()));

@@ -60,7 +60,7 @@ impl Sandbox {
         command
             .args(args)
             .env("DLFLOW_HOME", self.home())
-            .env("DLFLOW_VENV", dlflow::layers::dlflow_tf::library::project_venv())
+            .env("DLFLOW_VENV", dlflow::layers::dlflow_common::paths::project_venv())
             .env("TMPDIR", self.tmp())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

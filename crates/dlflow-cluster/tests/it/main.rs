@@ -2,3 +2,4 @@
 //! one per file, which is most of the test build's time (decision 0001).
 
 mod nodes;
+mod tables_agree;

@@ -153,7 +153,7 @@ impl WindowState {
             let slice = take_rows(batch, &indices)?;
             let fresh = self.new_group()?;
             let group = self.windows.entry((window.1, window.0)).or_default().entry(key).or_insert(fresh);
-            feed(group, &self.outputs, &slice)?;
+            accumulate(group, &self.outputs, &slice)?;
         }
         for (key, time, index) in session_rows {
             self.insert_session(key, time, &take_rows(batch, &[index])?)?;
@@ -184,7 +184,7 @@ impl WindowState {
     fn insert_session(&mut self, key: OwnedRow, time: i64, row: &RecordBatch) -> Result<()> {
         let WindowSpec::Session { gap } = self.spec else { return Ok(()) };
         let mut group = self.new_group()?;
-        feed(&mut group, &self.outputs, row)?;
+        accumulate(&mut group, &self.outputs, row)?;
         let mut merged = Session { start: time, last: time, group };
         let sessions = self.sessions.entry(key).or_default();
         let mut kept = Vec::with_capacity(sessions.len());
@@ -271,7 +271,7 @@ fn take_rows(batch: &RecordBatch, indices: &[u32]) -> Result<RecordBatch> {
 }
 
 /// Adds `rows` to `group`: each aggregate gets its arguments (rows passing its filter).
-fn feed(group: &mut Group, outputs: &[WindowOutput], rows: &RecordBatch) -> Result<()> {
+fn accumulate(group: &mut Group, outputs: &[WindowOutput], rows: &RecordBatch) -> Result<()> {
     match group {
         Group::Rows(kept) => kept.push(rows.clone()),
         Group::Aggregates(accumulators) => {

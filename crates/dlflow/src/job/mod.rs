@@ -227,7 +227,7 @@ impl Job {
             if let Some(declared) = self.config.property("input_types") {
                 table.check_input_types(declared)?;
             }
-            check_feedable(&table.schema())?;
+            check_for_nodes(&table.schema())?;
         }
         if self.hosts.is_some() && self.output_schema.is_some() {
             return Err(Error::Invalid("node inference with an output table runs in one process; train runs on several".into()));
@@ -654,22 +654,16 @@ fn engine_threads(partitions: usize) -> usize {
     partitions.clamp(1, cores)
 }
 
-/// Columns the Python side can turn into tensors; anything else is refused before any node starts.
-fn check_feedable(schema: &arrow::datatypes::Schema) -> Result<()> {
-    use arrow::datatypes::DataType as T;
-    let numeric = |t: &T| matches!(t, T::Float32 | T::Float64 | T::Int32 | T::Int64 | T::Boolean);
+/// Columns the training nodes can turn into tensors (the `to_nodes` rows of
+/// [`dlflow_common::types`]); anything else is refused before any node starts.
+fn check_for_nodes(schema: &arrow::datatypes::Schema) -> Result<()> {
     for field in schema.fields() {
-        let ok = match field.data_type() {
-            T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Binary | T::LargeBinary => true,
-            T::FixedSizeList(item, _) => numeric(item.data_type()),
-            t => numeric(t),
-        };
-        if !ok {
+        if !dlflow_common::types::element_of(field.data_type()).is_some_and(|t| t.to_nodes) {
             return Err(Error::Invalid(format!(
-                "column `{}` has type {}, which cannot be fed to TensorFlow (expected FLOAT_32, FLOAT_64, \
-                 INT_32, INT_64, STRING, BOOL, or a fixed-size list of numbers); cast it in SQL first",
+                "column `{}` has type {}, which cannot be fed to TensorFlow (expected {}); cast it in SQL first",
                 field.name(),
-                field.data_type()
+                field.data_type(),
+                dlflow_common::types::TO_NODES_IN_WORDS
             )));
         }
     }

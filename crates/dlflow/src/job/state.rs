@@ -25,7 +25,7 @@ impl State {
         let keep_on_failure = dir.is_some();
         let dir = match dir {
             Some(dir) => dir.to_path_buf(),
-            None => dlflow_tf::library::dlflow_home().join("jobs").join(dlflow_cluster::random_token()),
+            None => dlflow_common::paths::dlflow_home().join("jobs").join(dlflow_cluster::random_token()),
         };
         let state = State { dir, keep_on_failure };
         let first_attempt = if resume {

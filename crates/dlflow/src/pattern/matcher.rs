@@ -17,7 +17,7 @@ struct Partial<E> {
 
 /// Runs a [`Pattern`] per key. See the [module docs](super) for the rules.
 ///
-/// Feed it events in event-time order ([`Pattern::run`](super::Pattern::run) does, from a
+/// Give it events in event-time order ([`Pattern::run`](super::Pattern::run) does, from a
 /// table, using the watermark), and call [`Matcher::advance_to`] when event time moves on
 /// without an event (a watermark), so that partial matches time out.
 ///
@@ -45,7 +45,7 @@ impl<K: Eq + Hash + Clone, E: Clone> Matcher<K, E> {
         Matcher { pattern, partials: HashMap::new(), next_seq: 0 }
     }
 
-    /// Feeds one event of `key` at event time `time`; returns what it ended, in order: partial
+    /// Takes one event of `key` at event time `time`; returns what it ended, in order: partial
     /// matches of this key whose deadline it is past (timed out), then the match it completed.
     pub fn on_event(&mut self, key: K, time: Duration, event: E) -> Vec<PatternEvent<K, E>> {
         let mut out = Vec::new();
@@ -134,7 +134,7 @@ mod tests {
             .collect()
     }
 
-    /// Feeds `(time, key, digit)` in order, advancing event time to each event first (as the
+    /// Gives it `(time, key, digit)` in order, advancing event time to each event first (as the
     /// table runner does), then to `end`.
     fn play(pattern: &Pattern<u8>, schedule: &[(f64, &'static str, u8)], end: f64) -> Vec<PatternEvent<&'static str, u8>> {
         let mut matcher = pattern.matcher();

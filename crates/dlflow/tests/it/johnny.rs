@@ -90,7 +90,7 @@ async fn johnny_grants_and_denies_exactly_on_the_schedule() {
     let schedule_file = work.path().join("schedule.json");
     std::fs::write(&schedule_file, json!({"start": schedule["start"], "frames": frames}).to_string()).expect("write schedule");
 
-    let python = dlflow::layers::dlflow_tf::library::project_venv().join("bin/python");
+    let python = dlflow::layers::dlflow_common::paths::project_venv().join("bin/python");
     let mut camera = Command::new(python)
         .arg(repo().join("examples/johnny/camera.py"))
         .args(["--schedule", schedule_file.to_str().expect("utf8"), "--digits", digits().to_str().expect("utf8")])

@@ -7,6 +7,7 @@ mod estimator;
 mod guide;
 mod inference;
 mod johnny;
+mod layering;
 mod online;
 mod parameter_server;
 mod pattern;

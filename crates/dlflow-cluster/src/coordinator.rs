@@ -323,12 +323,14 @@ impl Cluster {
             if let Err(lost) = self.collect_exits() {
                 return lost;
             }
-            let killed = self.nodes.iter().find(|n| n.name != failed && n.done_at.is_none() && n.exit.as_ref().is_some_and(NodeExit::killed));
-            if let Some(node) = killed {
-                // `killed` holds only for a node whose exit is known.
-                let exit = node.exit.clone().unwrap_or_else(|| unreachable!());
-                tracing::warn!(node = %failed, cause = %node.name, "a node failed after another was killed");
-                return ClusterError::NodeExited { node: node.name, status: self.on_process(node.name, exit.status), output_tail: exit.output_tail };
+            let killed = self
+                .nodes
+                .iter()
+                .filter(|n| n.name != failed && n.done_at.is_none())
+                .find_map(|n| n.exit.clone().filter(NodeExit::killed));
+            if let Some(exit) = killed {
+                tracing::warn!(node = %failed, cause = %exit.node, "a node failed after another was killed");
+                return ClusterError::NodeExited { node: exit.node, status: self.on_process(exit.node, exit.status), output_tail: exit.output_tail };
             }
             if Instant::now() >= deadline {
                 return error;

@@ -70,9 +70,19 @@ pub fn new_session_with_config(config: SessionConfig) -> SessionContext {
 
 /// DataFusion's physical rules with dlflow's: group windows planned before the sanity check
 /// (which refuses an aggregate over a stream), streams kept record-at-a-time, and model calls
-/// lifted into `PredictExec`s last, over the final plan.
+/// lifted into `PredictExec`s.
+///
+/// Model calls are lifted before DataFusion's first projection pushdown, once the plan's
+/// partitioning is settled: that pushdown moves a projection into a file scan, and a `predict`
+/// inside the scan's projection would run inline in the file decoder, on the async threads
+/// and out of `EXPLAIN`. The rule runs again last, for calls later rules bring up.
 fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
+    #[cfg(feature = "inference")]
+    {
+        let pushdown = rules.iter().position(|r| r.name() == "ProjectionPushdown").unwrap_or(rules.len());
+        rules.insert(pushdown, Arc::new(PlanPredictions));
+    }
     let sanity_check = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
     rules.insert(sanity_check, Arc::new(StreamingPlan));
     rules.insert(sanity_check, Arc::new(PlanWindows));

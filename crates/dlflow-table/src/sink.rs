@@ -16,9 +16,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::basic::{Compression, Type as PhysicalType};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tempfile::NamedTempFile;
 
 use crate::error::{BoxError, Result, TableError};
@@ -193,6 +194,20 @@ pub(crate) enum FormatWriter {
     ArrowIpcStream(arrow::ipc::writer::StreamWriter<BufWriter<File>>),
 }
 
+/// The Parquet columns (leaves, nested ones included) of floating-point values. They are written
+/// without dictionary encoding: features, embeddings and model outputs rarely repeat, so a
+/// dictionary only costs time (every value hashed, for every row group, until the writer gives
+/// up on it) and never saves space.
+fn floating_point_columns(schema: &SchemaRef) -> std::result::Result<Vec<ColumnPath>, BoxError> {
+    let descriptor = ArrowSchemaConverter::new().convert(schema)?;
+    Ok(descriptor
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.physical_type(), PhysicalType::FLOAT | PhysicalType::DOUBLE))
+        .map(|c| c.path().clone())
+        .collect())
+}
+
 impl FormatWriter {
     pub(crate) fn new(
         format: FileFormat,
@@ -213,10 +228,13 @@ impl FormatWriter {
             FileFormat::Json => FormatWriter::Json(arrow::json::LineDelimitedWriter::new(file)),
             FileFormat::Parquet => {
                 // Snappy: fast to write and read, and what pyarrow and Spark default to.
-                let properties = WriterProperties::builder()
+                let mut properties = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_bytes(Some(PARQUET_ROW_GROUP_BYTES))
-                    .build();
+                    .set_max_row_group_bytes(Some(PARQUET_ROW_GROUP_BYTES));
+                for path in floating_point_columns(schema)? {
+                    properties = properties.set_column_dictionary_enabled(path, false);
+                }
+                let properties = properties.build();
                 FormatWriter::Parquet(Box::new(ArrowWriter::try_new(
                     file,
                     schema.clone(),

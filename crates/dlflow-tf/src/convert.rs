@@ -253,11 +253,34 @@ pub(crate) fn values_to_tensor(tf: &'static TensorFlow, dtype: DType, dims: &[i6
             Ok(tensor)
         }
         _ => {
+            // Lend TensorFlow the column's own bytes where it can take them; copy otherwise.
+            if let Some(buffer) = primitive_buffer(values) {
+                if let Some(tensor) = Tensor::sharing(tf, dtype, dims, buffer)? {
+                    return Ok(tensor);
+                }
+            }
             let mut tensor = Tensor::allocate(tf, dtype, dims)?;
             copy_primitive_bytes(values, tensor.bytes_mut()).map_err(error)?;
             Ok(tensor)
         }
     }
+}
+
+/// The bytes of a primitive array's values (offset applied), as a shareable buffer.
+fn primitive_buffer(values: &ArrayRef) -> Option<arrow::buffer::Buffer> {
+    fn inner<T: ArrowPrimitiveType>(values: &ArrayRef) -> arrow::buffer::Buffer {
+        values.as_primitive::<T>().values().inner().clone()
+    }
+    Some(match values.data_type() {
+        DataType::Float32 => inner::<Float32Type>(values),
+        DataType::Float64 => inner::<Float64Type>(values),
+        DataType::Int32 => inner::<Int32Type>(values),
+        DataType::Int64 => inner::<Int64Type>(values),
+        DataType::Int16 => inner::<Int16Type>(values),
+        DataType::Int8 => inner::<Int8Type>(values),
+        DataType::UInt8 => inner::<UInt8Type>(values),
+        _ => return None,
+    })
 }
 
 /// `values` converted for a `dtype` tensor, when that conversion cannot change a value's
@@ -359,27 +382,12 @@ pub(crate) fn string_values(values: &ArrayRef) -> Vec<&[u8]> {
 /// Copy a primitive array's values (already of the tensor's type) into `out`, which must
 /// be exactly their size.
 fn copy_primitive_bytes(values: &ArrayRef, out: &mut [u8]) -> Result<(), String> {
-    fn copy<T: ArrowPrimitiveType>(values: &ArrayRef, out: &mut [u8]) -> Result<(), String> {
-        let slice: &[T::Native] = values.as_primitive::<T>().values();
-        let len = std::mem::size_of_val(slice);
-        if len != out.len() {
-            return Err(format!("{len} bytes of values for a buffer of {}", out.len()));
-        }
-        // SAFETY: a slice of plain numbers viewed as its `len` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(slice.as_ptr().cast::<u8>(), len) };
-        out.copy_from_slice(bytes);
-        Ok(())
+    let buffer = primitive_buffer(values).ok_or_else(|| format!("values of type {} are not a tensor's numbers", values.data_type()))?;
+    if buffer.len() != out.len() {
+        return Err(format!("{} bytes of values for a buffer of {}", buffer.len(), out.len()));
     }
-    match values.data_type() {
-        DataType::Float32 => copy::<Float32Type>(values, out),
-        DataType::Float64 => copy::<Float64Type>(values, out),
-        DataType::Int32 => copy::<Int32Type>(values, out),
-        DataType::Int64 => copy::<Int64Type>(values, out),
-        DataType::Int16 => copy::<Int16Type>(values, out),
-        DataType::Int8 => copy::<Int8Type>(values, out),
-        DataType::UInt8 => copy::<UInt8Type>(values, out),
-        other => Err(format!("values of type {other} are not a tensor's numbers")),
-    }
+    out.copy_from_slice(buffer.as_slice());
+    Ok(())
 }
 
 /// How an output tensor lines up with the rows of a run.

@@ -141,6 +141,15 @@ tf_api! {
         s: *mut TF_Status,
     );
     fn TF_AllocateTensor(dtype: TF_DataType, dims: *const i64, num_dims: c_int, len: usize) -> *mut TF_Tensor;
+    fn TF_NewTensor(
+        dtype: TF_DataType,
+        dims: *const i64,
+        num_dims: c_int,
+        data: *mut c_void,
+        len: usize,
+        deallocator: Option<unsafe extern "C" fn(data: *mut c_void, len: usize, arg: *mut c_void)>,
+        deallocator_arg: *mut c_void,
+    ) -> *mut TF_Tensor;
     fn TF_DeleteTensor(t: *mut TF_Tensor);
     fn TF_TensorType(t: *const TF_Tensor) -> TF_DataType;
     fn TF_NumDims(t: *const TF_Tensor) -> c_int;

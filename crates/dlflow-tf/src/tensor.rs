@@ -4,8 +4,17 @@
 //! TensorFlow's `TF_AllocateTensor` frees the buffer but not the strings' own heap parts, so a
 //! string tensor that dlflow filled deallocates each element before the tensor is deleted.
 //! Output tensors are deleted through TensorFlow, which runs the string destructors itself.
+//!
+//! A numeric input tensor can also share an Arrow buffer instead of copying it
+//! ([`Tensor::sharing`]): TensorFlow keeps a reference to the buffer until it lets go of the
+//! tensor. TensorFlow marks such memory as not its own, so no kernel writes into it in place
+//! (it never forwards a buffer it does not own to an output). It reads the buffer in place when
+//! it is aligned as its kernels need (64 bytes: Arrow's own allocations are), and copies it
+//! itself otherwise (buffers that readers such as Parquet's build from plain vectors).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
+
+use arrow::buffer::Buffer;
 
 use crate::dtype::DType;
 use crate::error::{Result, TfError};
@@ -18,6 +27,8 @@ pub struct Tensor {
     pub(crate) raw: *mut TF_Tensor,
     /// Whether we initialized its `TF_TString`s and must release them.
     owns_strings: bool,
+    /// Whether its bytes are an Arrow buffer shared with other arrays (never to be written).
+    shared: bool,
 }
 
 // SAFETY: a TF_Tensor is a reference-counted buffer with no thread affinity; Tensor has
@@ -79,6 +90,35 @@ impl Tensor {
         Tensor::checked(tf, raw, false, dtype, dims, bytes)
     }
 
+    /// A numeric tensor of `dims` over `buffer`'s bytes, without copying them where TensorFlow
+    /// can read them in place (see the [module docs](self)); `None` for an empty buffer, which
+    /// the caller allocates.
+    ///
+    /// The buffer must hold exactly the tensor's bytes, as `dtype`'s numbers in row-major order.
+    pub(crate) fn sharing(tf: &'static TensorFlow, dtype: DType, dims: &[i64], buffer: Buffer) -> Result<Option<Tensor>> {
+        let element = match element_size(dtype) {
+            Some(size) if dtype != DType::String => size,
+            _ => return Err(allocation_error(dtype, dims, format!("{dtype} tensors cannot share an Arrow buffer"))),
+        };
+        let (_, bytes) = checked_size(dtype, dims, element)?;
+        if bytes != buffer.len() {
+            return Err(allocation_error(dtype, dims, format!("{} bytes of values for {bytes} bytes of tensor", buffer.len())));
+        }
+        if bytes == 0 {
+            return Ok(None);
+        }
+        let data = buffer.as_ptr().cast_mut().cast::<c_void>();
+        // The reference TensorFlow holds: released by `release_buffer` when it drops the tensor.
+        let owner = Box::into_raw(Box::new(buffer)).cast::<c_void>();
+        // SAFETY: dims checked as in allocate; `data` points at `bytes` bytes kept alive by
+        // `owner` until TensorFlow calls `release_buffer` (exactly once); TensorFlow does not
+        // write into memory it was lent (it does not own it, so kernels never forward it).
+        let raw = unsafe { (tf.api.TF_NewTensor)(dtype.code(), dims.as_ptr(), rank(dtype, dims)?, data, bytes, Some(release_buffer), owner) };
+        let mut tensor = Tensor::checked(tf, raw, false, dtype, dims, bytes)?;
+        tensor.shared = true;
+        Ok(Some(tensor))
+    }
+
     /// A string tensor of `dims` holding `values` (exactly `dims.product()` of them).
     pub(crate) fn strings<'a>(tf: &'static TensorFlow, dims: &[i64], values: impl Iterator<Item = &'a [u8]>) -> Result<Tensor> {
         let (count, bytes) = checked_size(DType::String, dims, std::mem::size_of::<TF_TString>())?;
@@ -112,7 +152,7 @@ impl Tensor {
         if raw.is_null() {
             return Err(allocation_error(dtype, dims, format!("TensorFlow's allocator returned no tensor for {bytes} bytes")));
         }
-        let tensor = Tensor { tf, raw, owns_strings };
+        let tensor = Tensor { tf, raw, owns_strings, shared: false };
         if bytes > 0 && (tensor.data_ptr().is_null() || tensor.byte_len() < bytes) {
             return Err(allocation_error(dtype, dims, format!("TensorFlow's allocator returned no buffer of {bytes} bytes (out of memory?)")));
         }
@@ -124,7 +164,7 @@ impl Tensor {
     /// # Safety
     /// `raw` must be a live tensor not owned by anything else.
     pub(crate) unsafe fn from_raw(tf: &'static TensorFlow, raw: *mut TF_Tensor) -> Tensor {
-        Tensor { tf, raw, owns_strings: false }
+        Tensor { tf, raw, owns_strings: false, shared: false }
     }
 
     /// Element type.
@@ -162,8 +202,9 @@ impl Tensor {
         unsafe { std::slice::from_raw_parts(self.data_ptr(), len) }
     }
 
-    /// The buffer as bytes, for filling.
+    /// The buffer as bytes, for filling (a tensor dlflow allocated, never a shared one).
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        assert!(!self.shared, "a tensor sharing an Arrow buffer is read-only");
         let len = self.byte_len();
         if len == 0 {
             return &mut [];
@@ -206,6 +247,13 @@ impl Drop for Tensor {
     }
 }
 
+/// TensorFlow's deallocator for a shared Arrow buffer: drops the reference `Tensor::sharing`
+/// boxed.
+unsafe extern "C" fn release_buffer(_data: *mut c_void, _len: usize, owner: *mut c_void) {
+    // SAFETY: `owner` is the Box<Buffer> leaked by Tensor::sharing; TensorFlow calls this once.
+    drop(unsafe { Box::from_raw(owner.cast::<Buffer>()) });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +271,33 @@ mod tests {
         assert!(raw.is_null(), "TensorFlow returned a tensor for 4 floats in 0 bytes");
         let err = Tensor::checked(tf(), raw, false, DType::Float, &dims, 16).err().expect("null tensor");
         assert!(err.to_string().contains("returned no tensor"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_tensor_reads_the_arrow_buffer_in_place_and_lets_go_of_it() {
+        let values: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        // Arrow's own allocation: 64-byte aligned.
+        let buffer = Buffer::from_slice_ref(&values);
+        assert_eq!(buffer.as_ptr() as usize % 64, 0);
+        let tensor = Tensor::sharing(tf(), DType::Float, &[3, 4], buffer.clone()).expect("valid").expect("an aligned buffer is shared");
+        assert_eq!(tensor.bytes().as_ptr(), buffer.as_ptr(), "the tensor copied the buffer");
+        assert_eq!(tensor.bytes(), buffer.as_slice());
+        assert_eq!(buffer.strong_count(), 2, "TensorFlow holds one reference");
+        drop(tensor);
+        assert_eq!(buffer.strong_count(), 1, "the reference was released with the tensor");
+
+        // A slice that starts one float in is not aligned for TensorFlow's kernels: TensorFlow
+        // copies it, and lets go of the buffer at once.
+        let unaligned = buffer.slice_with_length(4, 8 * 4);
+        let copied = Tensor::sharing(tf(), DType::Float, &[2, 4], unaligned.clone()).expect("valid").expect("a tensor");
+        assert_eq!(copied.bytes(), unaligned.as_slice());
+        assert_ne!(copied.bytes().as_ptr(), unaligned.as_ptr(), "TensorFlow kept an unaligned buffer");
+        assert_eq!(buffer.strong_count(), 2, "TensorFlow kept a reference to a buffer it copied (only `unaligned` should)");
+        drop(copied);
+        // Sizes must agree; strings are never shared.
+        let err = Tensor::sharing(tf(), DType::Float, &[5, 4], buffer.clone()).err().expect("too few bytes");
+        assert!(err.to_string().contains("48 bytes of values for 80 bytes"), "{err}");
+        assert!(Tensor::sharing(tf(), DType::String, &[1], buffer).is_err());
     }
 
     #[test]

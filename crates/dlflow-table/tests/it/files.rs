@@ -349,3 +349,34 @@ async fn unwritable_outputs_are_errors_naming_the_path() {
     assert!(matches!(err, TableError::UnknownFormat { .. }), "{err:?}");
     assert!(names_in(dir.path()).is_empty());
 }
+
+#[tokio::test]
+async fn parquet_floats_are_written_without_a_dictionary_other_columns_with_one() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let ctx = new_session();
+    write_stream(stream_of(&ctx, table(true)).await, &path, |_| {})
+        .await
+        .unwrap();
+    let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let group = reader.metadata().row_group(0);
+    let dictionary = |name: &str| {
+        let column = group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| {
+                let names: Vec<String> =
+                    group.columns().iter().map(|c| c.column_path().string()).collect();
+                panic!("no column {name} in {names:?}")
+            });
+        column.dictionary_page_offset().is_some()
+    };
+    // Random floats never repeat: a dictionary would only cost time.
+    assert!(!dictionary("x"), "x (Float64) has a dictionary");
+    assert!(!dictionary("v.list.item"), "v's floats have a dictionary");
+    // Integers and strings keep Parquet's default.
+    assert!(dictionary("label"), "label (Int32) lost its dictionary");
+    assert!(dictionary("name"), "name (string) lost its dictionary");
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
+use datafusion::prelude::{col, lit};
 use dlflow::{DataGen, Environment, Generator, Model};
 use dlflow_testkit as common;
 
@@ -218,6 +219,32 @@ async fn explain_shows_the_predict_operator_with_its_model_signature_and_batch_s
     let rows = env.sql("SELECT id, predict('linear', x) AS y FROM p WHERE predict('linear', x) > 2").await.expect("sql").collect().await.expect("run");
     let ys = f32_values(&rows, "y");
     assert!(!ys.is_empty() && ys.iter().all(|y| *y > 2.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_of_files_read_in_several_groups_plans_the_predict_operator() {
+    // Two files: a scan of several file groups, into which DataFusion pushes projections. The
+    // model call must stay an operator of its own, not run inside the file decoder.
+    let env = Environment::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = points(&env, 3000, 1);
+    for (name, half) in [("a.parquet", col("id").lt(lit(1500))), ("b.parquet", col("id").gt_eq(lit(1500)))] {
+        let half = dlflow::Table::new(table.dataframe().clone().filter(half).expect("filter"));
+        half.write(dir.path().join(name), |_| {}).await.expect("write");
+    }
+    let files = env.read_file(dir.path()).await.expect("read the directory");
+    let predicted = linear().transform(&files).expect("transform");
+    let plan = predicted.dataframe().clone().create_physical_plan().await.expect("plan");
+    let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+    assert!(text.contains("PredictExec"), "no PredictExec in\n{text}");
+    let scan = text.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("no scan in\n{text}"));
+    assert!(scan.contains("2 groups") && !scan.contains("predict"), "the model call went into the scan: {scan}");
+    // Every row in file order, with y = 2x + 1.
+    let rows = predicted.collect().await.expect("run");
+    assert_eq!(i64_values(&rows, "id"), (0..3000).collect::<Vec<_>>());
+    for (x, y) in f32_values(&rows, "x").iter().zip(f32_values(&rows, "y")) {
+        assert!((y - (2.0 * x + 1.0)).abs() < 1e-5, "x {x}: y {y}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

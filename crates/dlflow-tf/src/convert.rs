@@ -254,10 +254,10 @@ pub(crate) fn values_to_tensor(tf: &'static TensorFlow, dtype: DType, dims: &[i6
         }
         _ => {
             // Lend TensorFlow the column's own bytes where it can take them; copy otherwise.
-            if let Some(buffer) = primitive_buffer(values) {
-                if let Some(tensor) = Tensor::sharing(tf, dtype, dims, buffer)? {
-                    return Ok(tensor);
-                }
+            if let Some(buffer) = primitive_buffer(values)
+                && let Some(tensor) = Tensor::sharing(tf, dtype, dims, buffer)?
+            {
+                return Ok(tensor);
             }
             let mut tensor = Tensor::allocate(tf, dtype, dims)?;
             copy_primitive_bytes(values, tensor.bytes_mut()).map_err(error)?;

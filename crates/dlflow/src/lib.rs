@@ -63,8 +63,10 @@ pub mod layers {
 }
 
 /// The README and the user guide, as doc tests: their Rust snippets compile, and run unless
-/// marked `no_run` (the other blocks are run by `crates/dlflow-cli/tests/it/docs.rs`).
+/// marked `no_run` (the other blocks are run by `crates/dlflow-cli/tests/it/docs.rs`). The guides
+/// name the files their blocks become with a `file=NAME` attribute, which rustdoc does not know.
 #[cfg(doctest)]
+#[allow(rustdoc::invalid_codeblock_attributes)]
 mod guides {
     #[doc = include_str!("../../../README.md")]
     struct Readme;

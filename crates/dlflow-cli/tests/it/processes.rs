@@ -111,6 +111,25 @@ impl Running {
         }
     }
 
+    /// Waits until `ready` holds; fails, with dlflow's stderr, if dlflow ends first or `limit`
+    /// passes (so a run that failed early shows why instead of a bare timeout).
+    fn wait_for(&mut self, what: &str, limit: Duration, ready: impl Fn() -> bool) {
+        let started = Instant::now();
+        while !ready() {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+                panic!("dlflow ended ({status}) before {what}: {}", stderr.join().expect("stderr"));
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+                panic!("not within {limit:?}: {what}: {}", stderr.join().expect("stderr"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The process ids of this dlflow's node processes (its children).
     fn nodes(&self) -> Vec<u32> {
         children(self.child.id())
@@ -315,22 +334,18 @@ fn a_killed_worker_node_restarts_the_quick_start_with_no_flag() {
     let job = quickstart();
     let mut command = sandbox.dlflow(&[]);
     command.args(train_args(job.to_str().expect("utf8"), model.to_str().expect("utf8")));
-    let running = Running::start(command);
+    let mut running = Running::start(command);
     // Wait until both workers train (the first epoch's checkpoint is there), then kill one.
-    let deadline = Instant::now() + Duration::from_secs(180);
+    // `jobs/` holds the job's state folder and its lock file; any state folder with worker 1's
+    // checkpoint will do.
     let checkpoint = || {
-        std::fs::read_dir(sandbox.home().join("jobs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path().join("checkpoints/worker-1"))
-            .and_then(|dir| std::fs::read_dir(dir).ok())
-            .is_some_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".dlflow.json"))))
+        std::fs::read_dir(sandbox.home().join("jobs")).into_iter().flatten().flatten().any(|job| {
+            std::fs::read_dir(job.path().join("checkpoints/worker-1")).into_iter().flatten().flatten().any(|e| {
+                e.file_name().to_string_lossy().ends_with(".dlflow.json")
+            })
+        })
     };
-    while !checkpoint() {
-        assert!(Instant::now() < deadline, "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    running.wait_for("worker 1 saved a checkpoint", Duration::from_secs(180), checkpoint);
     let nodes = running.nodes();
     assert_eq!(nodes.len(), 2, "two worker nodes: {nodes:?}");
     let worker_1 = *nodes.iter().find(|&&pid| {
@@ -373,7 +388,6 @@ fn a_killed_dlflow_process_ends_the_other_in_seconds_and_resume_finishes() {
     };
     let mut processes = start(false);
     // Kill process 1 once training is under way (worker 0 saved its first checkpoint).
-    let deadline = Instant::now() + Duration::from_secs(180);
     let saved = || {
         std::fs::read_dir(sandbox.home().join("jobs")).ok().is_some_and(|d| {
             d.filter_map(|e| e.ok()).any(|e| {
@@ -383,10 +397,7 @@ fn a_killed_dlflow_process_ends_the_other_in_seconds_and_resume_finishes() {
             })
         })
     };
-    while !saved() {
-        assert!(Instant::now() < deadline, "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    processes[0].wait_for("worker 0 saved a checkpoint", Duration::from_secs(180), saved);
     let mut nodes = processes[0].nodes();
     nodes.extend(processes[1].nodes());
     let second = processes.pop().expect("process 1");
@@ -465,7 +476,7 @@ fn a_host_cut_off_ends_the_job_on_the_other_process_in_seconds() {
     };
     let mut first = sandbox.dlflow(&[]);
     first.args(args("0"));
-    let first = Running::start(first);
+    let mut first = Running::start(first);
     let second = sandbox.dlflow(&[]);
     let program = second.get_program().to_owned();
     let mut in_namespace = Command::new("ip");
@@ -479,7 +490,6 @@ fn a_host_cut_off_ends_the_job_on_the_other_process_in_seconds() {
     let second = Running::start(in_namespace);
 
     // Once training is under way (worker 0 saved a checkpoint), cut process 1's host off.
-    let deadline = Instant::now() + Duration::from_secs(180);
     let saved = || {
         std::fs::read_dir(sandbox.home().join("jobs")).ok().is_some_and(|d| {
             d.filter_map(|e| e.ok()).any(|e| {
@@ -488,10 +498,7 @@ fn a_host_cut_off_ends_the_job_on_the_other_process_in_seconds() {
             })
         })
     };
-    while !saved() {
-        assert!(Instant::now() < deadline, "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    first.wait_for("worker 0 saved a checkpoint", Duration::from_secs(180), saved);
     let nodes = first.nodes();
     assert!(ip(&["link", "set", &net.outer, "down"]), "cutting the link");
     let cut_at = Instant::now();

@@ -65,9 +65,11 @@ class Checkpoints:
         self._attempt = ctx.get_attempt_index()
         self._step = 0
         # dlflow picks the checkpoint to restore: the newest step that every worker has (a
-        # failure while the workers save can leave one a checkpoint ahead of the others).
+        # failure while the workers save can leave one a checkpoint ahead of the others). An
+        # empty list says "I checkpoint but have none yet", so that nobody restores: a worker
+        # starting from scratch beside restored ones would not share their variables.
         available = self._available()
-        context.send_position({"checkpoints": [p for _, p in available]} if available else None)
+        context.send_position({"checkpoints": [p for _, p in available]})
         # The epoch dlflow's input starts at (the earliest any worker restored).
         self.initial_epoch = context.start_epoch()
         self.restored = self._restore(available, context._restore)

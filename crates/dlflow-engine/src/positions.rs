@@ -143,26 +143,38 @@ pub struct WorkerPosition {
     pub step: u64,
 }
 
-/// The checkpoint each worker restores, from the ones each has (`None`: it has none): the
-/// newest step that every worker has a checkpoint of, so that synchronous workers restart
-/// with the same variables even when a failure hit while some had saved a newer one; with no
-/// step in common (a worker without checkpoints), each worker's newest.
+/// The checkpoint each worker restores, from the ones each has (`None`: it does not
+/// checkpoint; an empty list: it does, but has saved none yet).
+///
+/// Workers that checkpoint restore the newest step that all of them have, so that synchronous
+/// workers restart with the same variables even when a failure hit while some had saved a newer
+/// one. If one of them has saved nothing yet (a failure between the first saves of two
+/// workers), none restores: a worker restarting from its initial variables beside others that
+/// restored would train a different model on each side of the all-reduce. With no step in
+/// common (independent workers checkpointing at their own steps), each restores its newest.
+///
+/// ```
+/// use dlflow_engine::positions::{choose_checkpoints, WorkerPosition};
+/// let at = |step| WorkerPosition { attempt: 0, epoch: 0, rows: step * 16, step };
+/// // Worker 0 saved step 6; worker 1 was killed before it could: both restore step 3.
+/// let chosen = choose_checkpoints(&[Some(vec![at(3), at(6)]), Some(vec![at(3)])]);
+/// assert_eq!(chosen, vec![Some(at(3)), Some(at(3))]);
+/// // Worker 1 had saved nothing yet: both start over.
+/// assert_eq!(choose_checkpoints(&[Some(vec![at(3)]), Some(vec![])]), vec![None, None]);
+/// ```
 pub fn choose_checkpoints(available: &[Option<Vec<WorkerPosition>>]) -> Vec<Option<WorkerPosition>> {
-    let newest = |k: usize| available[k].as_ref().and_then(|c| c.iter().max_by_key(|p| p.step).copied());
-    let common = available.iter().try_fold(None::<std::collections::BTreeSet<u64>>, |common, mine| {
-        let steps: std::collections::BTreeSet<u64> = mine.as_ref()?.iter().map(|p| p.step).collect();
-        Some(Some(match common {
-            None => steps,
-            Some(common) => common.intersection(&steps).copied().collect(),
-        }))
-    });
-    match common.flatten().and_then(|steps| steps.last().copied()) {
-        Some(step) => available
-            .iter()
-            .map(|mine| mine.as_ref().and_then(|c| c.iter().find(|p| p.step == step).copied()))
-            .collect(),
-        None => (0..available.len()).map(newest).collect(),
+    let checkpointing = || available.iter().flatten();
+    if checkpointing().any(Vec::is_empty) {
+        return vec![None; available.len()];
     }
+    let mut steps = checkpointing().map(|c| c.iter().map(|p| p.step).collect::<std::collections::BTreeSet<u64>>());
+    let first = steps.next().unwrap_or_default();
+    let common = steps.fold(first, |common, mine| common.intersection(&mine).copied().collect());
+    let pick = |mine: &Vec<WorkerPosition>| match common.last() {
+        Some(&step) => mine.iter().find(|p| p.step == step).copied(),
+        None => mine.iter().max_by_key(|p| p.step).copied(),
+    };
+    available.iter().map(|mine| mine.as_ref().and_then(pick)).collect()
 }
 
 /// One line of the log: rows fed, or where an attempt started. (A plain struct, not an
@@ -418,9 +430,16 @@ mod tests {
         // Worker 0 saved step 6, worker 1 was killed before it could.
         let chosen = choose_checkpoints(&[Some(vec![at(3), at(6)]), Some(vec![at(0), at(3)])]);
         assert_eq!(chosen, vec![Some(at(3)), Some(at(3))]);
-        // Nothing in common: each its newest.
+        // A worker that does not checkpoint neither restores nor holds the others back.
         let chosen = choose_checkpoints(&[Some(vec![at(3)]), None]);
         assert_eq!(chosen, vec![Some(at(3)), None]);
+        // One that checkpoints but had saved nothing yet: all start over, or the workers'
+        // variables would differ (worker 0's step 3, worker 1's initial values).
+        let chosen = choose_checkpoints(&[Some(vec![at(3)]), Some(vec![])]);
+        assert_eq!(chosen, vec![None, None]);
+        // Independent workers with no step in common: each its newest.
+        let chosen = choose_checkpoints(&[Some(vec![at(2), at(4)]), Some(vec![at(3)])]);
+        assert_eq!(chosen, vec![Some(at(4)), Some(at(3))]);
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -39,6 +39,18 @@ def frozen_entry(context):
                 time.sleep(0.05)  # stuck here; the heartbeat thread goes on beating
 
 
+def _die_once_worker_0_saved(ctx):
+    """Exits worker 1 (of attempt 0) as soon as worker 0 has a checkpoint and before worker 1
+    saves its own: the moment when only some workers have checkpoints."""
+    peer = os.path.join(os.path.dirname(ctx.get_checkpoint_dir().rstrip("/")), "worker-0")
+    deadline = time.time() + 60
+    while not any(name.endswith(".dlflow.json") for name in (os.listdir(peer) if os.path.isdir(peer) else [])):
+        if time.time() > deadline:
+            raise RuntimeError(f"worker 0 saved no checkpoint in {peer}")
+        time.sleep(0.005)
+    os._exit(3)
+
+
 def ids_entry(context):
     """Trains y = w x + b with MultiWorkerMirroredStrategy in a loop of its own, checkpoints
     every few steps with ``ctx.checkpoint``, and logs the row ids of every step with the step
@@ -75,6 +87,9 @@ def ids_entry(context):
 
     dataset = ctx.get_tfdataset(batch_size=batch_size)
     delay = float(ctx.get_property("step_delay", "0"))
+    # Property die_before_save=N: worker 1 of attempt 0 dies after step N, before saving it.
+    die_before_save = int(ctx.get_property("die_before_save", "0"))
+    dies = die_before_save and ctx.get_attempt_index() == 0 and ctx.get_index() == 1
     loss = None
     for epoch in range(checkpoints.initial_epoch, ctx.get_epochs()):
         rows = 0
@@ -86,6 +101,8 @@ def ids_entry(context):
             # step the restored checkpoint does not hold, which the test discards.
             log.write(json.dumps({"step": checkpoints.step + 1, "epoch": epoch, "ids": ids}) + "\n")
             log.flush()
+            if dies and checkpoints.step + 1 == die_before_save:
+                _die_once_worker_0_saved(ctx)
             checkpoints.step_done(epoch, rows)
             time.sleep(delay)
         checkpoints.epoch_done(epoch)

@@ -15,7 +15,6 @@
 //! DLFLOW_BENCH_CLUSTER_ROWS (MLP rows, default 20000), DLFLOW_BENCH_REPEAT (default 3).
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -35,11 +34,8 @@ fn entry() -> PathBuf {
 }
 
 fn free_hostfile(dir: &Path, processes: usize) -> PathBuf {
-    let lines: Vec<String> = (0..processes)
-        .map(|_| format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()))
-        .collect();
     let path = dir.join("hosts");
-    std::fs::write(&path, lines.join("\n") + "\n").expect("hostfile");
+    std::fs::write(&path, dlflow_testkit::loopback_hostfile(processes)).expect("hostfile");
     path
 }
 
@@ -287,10 +283,7 @@ fn engine_rate(processes: usize, rows: usize) -> f64 {
         run_with(source, sinks, config, Arc::new(Progress::default()), Arc::new(AtomicBool::new(false)), RunOptions::default())
             .expect("run");
     } else {
-        let lines: Vec<String> = (0..2)
-            .map(|_| format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()))
-            .collect();
-        let hosts = Hosts::parse(&lines.join("\n")).expect("hosts");
+        let hosts = Hosts::parse(&dlflow_testkit::loopback_hostfile(2)).expect("hosts");
         let endpoints: Vec<Endpoint> = (0..2).map(|p| Endpoint::bind("bench", hosts.clone(), p).expect("bind")).collect();
         let started_mesh = Instant::now();
         std::thread::scope(|s| {

@@ -13,8 +13,8 @@
 //!   over the same rows from a file; the latency of a window's result after the watermark passes
 //!   its end.
 //!
-//! - Delays (only when asked for: `scripts/bench.sh streams delays`): the latency case for
-//!   several `--max-batch-delay-ms`, which chose the default.
+//! - Delays (only when asked for: `scripts/bench.sh streams delays`): the latency case and the
+//!   peak stream throughput for several `--max-batch-delay-ms`, which chose the default.
 //!
 //! Each figure is repeated (`DLFLOW_BENCH_REPEATS`, default 3); medians and ranges are printed.
 
@@ -111,6 +111,29 @@ fn throughput(dir: &Path, name: &str, records: usize, batch1_records: usize, wid
     ratio_line("stream / table (target >= 0.8x)", &stream, &table);
     ratio_line("stream / batch 1 (target >= 50x)", &stream, &batch1);
     stream.median()
+}
+
+/// Peak stream throughput by `--max-batch-delay-ms`, each against the default's in the same round.
+fn peak_by_delay(dir: &Path, name: &str, records: usize, width: usize) {
+    let file = dir.join(format!("{name}-delays.json"));
+    write_records(&file, records, width);
+    let model = model(name);
+    let delays = [0u64, 1, 2, 5];
+    let (mut by_delay, mut default) = (vec![Vec::new(); delays.len()], Vec::new());
+    for _ in 0..repeats() {
+        default.push(run_rate(&["predict", "--model", &model, "--input", "-", "--output", "-", "--columns", "id BIGINT"], Some(&file)));
+        for (runs, delay) in by_delay.iter_mut().zip(delays) {
+            let delay = delay.to_string();
+            runs.push(run_rate(&["predict", "--model", &model, "--input", "-", "--output", "-", "--columns", "id BIGINT", "--max-batch-delay-ms", &delay], Some(&file)));
+        }
+    }
+    let default = Spread(default);
+    println!("peak stream throughput, model `{name}` ({records} records), by --max-batch-delay-ms; the default: {} records/s", human(default.median()));
+    for (runs, delay) in by_delay.into_iter().zip(delays) {
+        let runs = Spread(runs);
+        println!("  {delay} ms: {} records/s (runs {} to {})", human(runs.median()), human(runs.min()), human(runs.max()));
+        ratio_line(&format!("{delay} ms / the default"), &runs, &default);
+    }
 }
 
 /// Writes `lines` to a new `dlflow` at `rate` records/s; returns each record's latency (by id).
@@ -357,6 +380,8 @@ fn main() {
         for delay in [0, 1, 2, 5, 10] {
             latency(peak, Some(delay));
         }
+        peak_by_delay(dir.path(), "linear", 2_000_000, 1);
+        peak_by_delay(dir.path(), "mlp", 20_000, 784);
     }
     if wanted("reload") {
         hot_reload(dir.path());

@@ -47,11 +47,8 @@ impl Sandbox {
     }
 
     fn hostfile(&self, processes: usize) -> PathBuf {
-        let lines: Vec<String> = (0..processes)
-            .map(|_| format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()))
-            .collect();
         let path = self.path("hosts");
-        std::fs::write(&path, lines.join("\n") + "\n").expect("hostfile");
+        std::fs::write(&path, dlflow_testkit::loopback_hostfile(processes)).expect("hostfile");
         path
     }
 

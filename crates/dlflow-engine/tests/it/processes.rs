@@ -3,7 +3,6 @@
 //! positions: every row once, whichever process reads it and whichever worker it goes to.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,10 +57,7 @@ impl WorkerSink for Ids {
 }
 
 fn free_hosts(n: usize) -> Hosts {
-    let lines: Vec<String> = (0..n)
-        .map(|_| format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()))
-        .collect();
-    Hosts::parse(&lines.join("\n")).expect("hosts")
+    Hosts::parse(&dlflow_testkit::loopback_hostfile(n)).expect("hosts")
 }
 
 #[test]

@@ -10,7 +10,7 @@
 #                                               Keras fit / the seed's CSV feed / a Keras script on NumPy); online
 #                                               training over a TCP stream vs the same rows bounded, and
 #                                               the time from a version's export to its first prediction
-#   scripts/bench.sh streams [throughput|latency|reload|windows|delays]
+#   scripts/bench.sh streams [throughput|latency|reload|windows|delays|rows]
 #                                               streaming inference: stream vs table vs one call per record,
 #                                               latency at half the peak rate, the gap of a hot reload,
 #                                               window aggregation vs a bounded GROUP BY, window latency

@@ -13,8 +13,9 @@
 //!   over the same rows from a file; the latency of a window's result after the watermark passes
 //!   its end.
 //!
-//! - Delays (only when asked for: `scripts/bench.sh streams delays`): the latency case and the
-//!   peak stream throughput for several `--max-batch-delay-ms`, which chose the default.
+//! - Delays and rows (only when asked for: `scripts/bench.sh streams delays|rows`): the latency
+//!   case and the peak stream throughput for several `--max-batch-delay-ms` or
+//!   `--max-batch-rows`, which chose the defaults.
 //!
 //! Each figure is repeated (`DLFLOW_BENCH_REPEATS`, default 3); medians and ranges are printed.
 
@@ -113,26 +114,28 @@ fn throughput(dir: &Path, name: &str, records: usize, batch1_records: usize, wid
     stream.median()
 }
 
-/// Peak stream throughput by `--max-batch-delay-ms`, each against the default's in the same round.
-fn peak_by_delay(dir: &Path, name: &str, records: usize, width: usize) {
-    let file = dir.join(format!("{name}-delays.json"));
+/// Peak stream throughput for each value of a micro-batch `flag`, each run against a run with
+/// the defaults in the same round.
+fn peak_by(dir: &Path, name: &str, records: usize, width: usize, flag: &str, values: &[u64]) {
+    let file = dir.join(format!("{name}-sweep.json"));
     write_records(&file, records, width);
     let model = model(name);
-    let delays = [0u64, 1, 2, 5];
-    let (mut by_delay, mut default) = (vec![Vec::new(); delays.len()], Vec::new());
+    let base = ["predict", "--model", model.as_str(), "--input", "-", "--output", "-", "--columns", "id BIGINT"];
+    let (mut by_value, mut default) = (vec![Vec::new(); values.len()], Vec::new());
     for _ in 0..repeats() {
-        default.push(run_rate(&["predict", "--model", &model, "--input", "-", "--output", "-", "--columns", "id BIGINT"], Some(&file)));
-        for (runs, delay) in by_delay.iter_mut().zip(delays) {
-            let delay = delay.to_string();
-            runs.push(run_rate(&["predict", "--model", &model, "--input", "-", "--output", "-", "--columns", "id BIGINT", "--max-batch-delay-ms", &delay], Some(&file)));
+        default.push(run_rate(&base, Some(&file)));
+        for (runs, value) in by_value.iter_mut().zip(values) {
+            let value = value.to_string();
+            let args: Vec<&str> = base.iter().copied().chain([flag, value.as_str()]).collect();
+            runs.push(run_rate(&args, Some(&file)));
         }
     }
     let default = Spread(default);
-    println!("peak stream throughput, model `{name}` ({records} records), by --max-batch-delay-ms; the default: {} records/s", human(default.median()));
-    for (runs, delay) in by_delay.into_iter().zip(delays) {
+    println!("peak stream throughput, model `{name}` ({records} records), by {flag}; the defaults: {} records/s", human(default.median()));
+    for (runs, value) in by_value.into_iter().zip(values) {
         let runs = Spread(runs);
-        println!("  {delay} ms: {} records/s (runs {} to {})", human(runs.median()), human(runs.min()), human(runs.max()));
-        ratio_line(&format!("{delay} ms / the default"), &runs, &default);
+        println!("  {flag} {value}: {} records/s (runs {} to {})", human(runs.median()), human(runs.min()), human(runs.max()));
+        ratio_line(&format!("{value} / the defaults"), &runs, &default);
     }
 }
 
@@ -178,8 +181,9 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-/// Latency at half the peak rate; `delay` sets `--max-batch-delay-ms` (`None`: the default).
-fn latency(peak: f64, delay: Option<u64>) {
+/// Latency at half the peak rate; `setting` is a micro-batch flag and its value (`None`: the
+/// defaults).
+fn latency(peak: f64, setting: Option<(&str, u64)>) {
     let rate = peak / 2.0;
     let seconds = 10.0;
     let n = (rate * seconds) as usize;
@@ -189,13 +193,13 @@ fn latency(peak: f64, delay: Option<u64>) {
             format!("{{\"pixels\":[{}],\"id\":{i}}}", values.join(","))
         })
         .collect();
-    let delay_text = delay.map_or_else(|| "the default max batch delay".to_string(), |ms| format!("--max-batch-delay-ms {ms}"));
-    println!("latency, model `mlp` over standard input at {} records/s (half the peak stream throughput), {n} records, {delay_text}:", human(rate));
+    let setting_text = setting.map_or_else(|| "the default micro-batch bounds".to_string(), |(flag, value)| format!("{flag} {value}"));
+    println!("latency, model `mlp` over standard input at {} records/s (half the peak stream throughput), {n} records, {setting_text}:", human(rate));
     let mlp = model("mlp");
-    let delay_ms = delay.map(|ms| ms.to_string());
+    let value = setting.map(|(_, value)| value.to_string());
     let mut args = vec!["predict", "--model", &mlp, "--input", "-", "--output", "-", "--columns", "id BIGINT"];
-    if let Some(ms) = &delay_ms {
-        args.extend(["--max-batch-delay-ms", ms]);
+    if let (Some((flag, _)), Some(value)) = (setting, &value) {
+        args.extend([flag, value.as_str()]);
     }
     for run in 0..repeats() {
         let (latencies, _) = paced_latencies(&args, &lines, rate, |_| {});
@@ -374,14 +378,16 @@ fn main() {
     if wanted("latency") {
         latency(peak(), None);
     }
-    // Not in the default set: what chose the default max batch delay.
-    if filter.iter().any(|f| f == "delays") {
-        let peak = peak();
-        for delay in [0, 1, 2, 5, 10] {
-            latency(peak, Some(delay));
+    // Not in the default set: what chose the default micro-batch bounds.
+    for (what, flag, values) in [("delays", "--max-batch-delay-ms", &[0u64, 1, 2, 5, 10][..]), ("rows", "--max-batch-rows", &[1024, 4096, 8192, 16384][..])] {
+        if filter.iter().any(|f| f == what) {
+            let peak = peak();
+            for value in values {
+                latency(peak, Some((flag, *value)));
+            }
+            peak_by(dir.path(), "linear", 2_000_000, 1, flag, values);
+            peak_by(dir.path(), "mlp", 20_000, 784, flag, values);
         }
-        peak_by_delay(dir.path(), "linear", 2_000_000, 1);
-        peak_by_delay(dir.path(), "mlp", 20_000, 784);
     }
     if wanted("reload") {
         hot_reload(dir.path());

@@ -77,10 +77,12 @@ pub struct StreamInputArgs {
     /// With --on-error skip: append each skipped record to this NDJSON file.
     #[arg(long)]
     dead_letter: Option<PathBuf>,
-    /// On a stream: rows per micro-batch at most.
+    /// On a stream: rows per micro-batch at most [default: 8192]. TensorFlow still runs at most
+    /// --batch-size rows per call.
     #[arg(long)]
     max_batch_rows: Option<usize>,
-    /// On a stream: how long (ms) a record may wait for its micro-batch to fill.
+    /// On a stream: how long (ms) a record may wait for its micro-batch to fill [default: 0:
+    /// a batch leaves as soon as the source has nothing more ready].
     #[arg(long)]
     max_batch_delay_ms: Option<u64>,
 }

@@ -132,6 +132,12 @@ class Checkpoints:
         checkpoints = self
 
         class _DlflowCheckpoint(tf.keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                # The batch hook reads no logs: without this, Keras converts every step's logs
+                # to NumPy for it, which waits for each step to finish (a sync per step).
+                self._supports_tf_logs = True
+
             def on_epoch_begin(self, epoch, logs=None):
                 self._epoch = epoch
                 self._rows = 0

@@ -73,6 +73,8 @@ class VersionExporter(tf.keras.callbacks.Callback):
         self._serve = serve
         self._chief = ctx.is_chief()
         self._workers = max(1, ctx.get_worker_count())
+        # The batch hook reads no logs: no NumPy conversion (a sync) per step for it.
+        self._supports_tf_logs = True
         self._steps_since_export = 0
         self._last_export = time.monotonic()
         self.exported = []

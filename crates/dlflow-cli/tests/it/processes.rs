@@ -332,17 +332,19 @@ fn a_killed_worker_node_restarts_the_quick_start_with_no_flag() {
     let mut command = sandbox.dlflow(&[]);
     command.args(train_args(job.to_str().expect("utf8"), model.to_str().expect("utf8")));
     let mut running = Running::start(command);
-    // Wait until both workers train (the first epoch's checkpoint is there), then kill one.
-    // `jobs/` holds the job's state folder and its lock file; any state folder with worker 1's
-    // checkpoint will do.
+    // Wait until both workers saved their first checkpoint, then kill one (before both have
+    // one, the restart rightly starts over: nobody restores). `jobs/` holds the job's state
+    // folder and its lock file; any state folder with both workers' checkpoints will do.
     let checkpoint = || {
         std::fs::read_dir(sandbox.home().join("jobs")).into_iter().flatten().flatten().any(|job| {
-            std::fs::read_dir(job.path().join("checkpoints/worker-1")).into_iter().flatten().flatten().any(|e| {
-                e.file_name().to_string_lossy().ends_with(".dlflow.json")
+            ["worker-0", "worker-1"].iter().all(|worker| {
+                std::fs::read_dir(job.path().join("checkpoints").join(worker)).into_iter().flatten().flatten().any(|e| {
+                    e.file_name().to_string_lossy().ends_with(".dlflow.json")
+                })
             })
         })
     };
-    running.wait_for("worker 1 saved a checkpoint", Duration::from_secs(180), checkpoint);
+    running.wait_for("both workers saved a checkpoint", Duration::from_secs(180), checkpoint);
     let nodes = running.nodes();
     assert_eq!(nodes.len(), 2, "two worker nodes: {nodes:?}");
     let worker_1 = *nodes.iter().find(|&&pid| {
@@ -384,17 +386,19 @@ fn a_killed_dlflow_process_ends_the_other_in_seconds_and_resume_finishes() {
             .collect()
     };
     let mut processes = start(false);
-    // Kill process 1 once training is under way (worker 0 saved its first checkpoint).
-    let saved = || {
+    // Kill process 1 once training is under way: both workers saved their first checkpoint (each
+    // in its own process's state folder). Before that, a resumed job rightly starts over: a
+    // worker without a checkpoint makes every worker start from scratch.
+    let saved_by = |process: &str, worker: &str| {
         std::fs::read_dir(sandbox.home().join("jobs")).ok().is_some_and(|d| {
             d.filter_map(|e| e.ok()).any(|e| {
-                e.file_name().to_string_lossy().ends_with("-p0")
-                    && std::fs::read_dir(e.path().join("checkpoints/worker-0"))
+                e.file_name().to_string_lossy().ends_with(process)
+                    && std::fs::read_dir(e.path().join("checkpoints").join(worker))
                         .is_ok_and(|mut c| c.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".dlflow.json"))))
             })
         })
     };
-    processes[0].wait_for("worker 0 saved a checkpoint", Duration::from_secs(180), saved);
+    processes[0].wait_for("both workers saved a checkpoint", Duration::from_secs(180), || saved_by("-p0", "worker-0") && saved_by("-p1", "worker-1"));
     let mut nodes = processes[0].nodes();
     nodes.extend(processes[1].nodes());
     let second = processes.pop().expect("process 1");

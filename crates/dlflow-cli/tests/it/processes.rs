@@ -389,16 +389,16 @@ fn a_killed_dlflow_process_ends_the_other_in_seconds_and_resume_finishes() {
     // Kill process 1 once training is under way: both workers saved their first checkpoint (in
     // process 0's state folder). Before that, a resumed job rightly starts over: a worker
     // without a checkpoint makes every worker start from scratch.
-    let saved_by = |process: &str, worker: &str| {
+    let saved_by = |worker: &str| {
         std::fs::read_dir(sandbox.home().join("jobs")).ok().is_some_and(|d| {
             d.filter_map(|e| e.ok()).any(|e| {
-                e.file_name().to_string_lossy().ends_with(process)
+                e.file_name().to_string_lossy().ends_with("-p0")
                     && std::fs::read_dir(e.path().join("checkpoints").join(worker))
                         .is_ok_and(|mut c| c.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".dlflow.json"))))
             })
         })
     };
-    processes[0].wait_for("both workers saved a checkpoint", Duration::from_secs(180), || saved_by("-p0", "worker-0") && saved_by("-p0", "worker-1"));
+    processes[0].wait_for("both workers saved a checkpoint", Duration::from_secs(180), || saved_by("worker-0") && saved_by("worker-1"));
     let mut nodes = processes[0].nodes();
     nodes.extend(processes[1].nodes());
     let second = processes.pop().expect("process 1");

@@ -25,6 +25,9 @@ use tempfile::NamedTempFile;
 use crate::error::{BoxError, Result, TableError};
 use crate::files::FileFormat;
 
+mod writeback;
+use writeback::WritebackFile;
+
 /// Writes every batch of `stream` to `path` in the format its extension names (see
 /// [`FileFormat::from_path`]): CSV with a header line, newline-delimited JSON, Parquet
 /// (Snappy-compressed), an Arrow IPC file, or an Arrow IPC stream for `.arrows`. Returns the
@@ -193,12 +196,12 @@ fn new_file_permissions() -> std::fs::Permissions {
 pub(crate) enum FormatWriter {
     // arrow-csv and arrow-json buffer internally and flush per batch, so they write to the
     // file directly; IPC writes each buffer separately and gets a `BufWriter`.
-    Csv(arrow::csv::Writer<File>),
-    Json(arrow::json::LineDelimitedWriter<File>),
-    Parquet(Box<ArrowWriter<File>>),
-    ArrowIpc(arrow::ipc::writer::FileWriter<BufWriter<File>>),
+    Csv(arrow::csv::Writer<WritebackFile>),
+    Json(arrow::json::LineDelimitedWriter<WritebackFile>),
+    Parquet(Box<ArrowWriter<WritebackFile>>),
+    ArrowIpc(arrow::ipc::writer::FileWriter<BufWriter<WritebackFile>>),
     /// `.arrows`: the IPC stream format (no footer), what the extension means by convention.
-    ArrowIpcStream(arrow::ipc::writer::StreamWriter<BufWriter<File>>),
+    ArrowIpcStream(arrow::ipc::writer::StreamWriter<BufWriter<WritebackFile>>),
 }
 
 /// The Parquet columns (leaves, nested ones included) of floating-point values. They are written
@@ -222,6 +225,7 @@ impl FormatWriter {
         file: File,
         schema: &SchemaRef,
     ) -> std::result::Result<Self, BoxError> {
+        let file = WritebackFile::new(file);
         Ok(match format {
             FileFormat::Csv => {
                 let mut writer = arrow::csv::WriterBuilder::new()

@@ -73,18 +73,18 @@ mod tests {
 
     #[test]
     fn every_byte_reaches_the_file_across_several_writeback_requests() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("data.bin");
-        let mut file = WritebackFile::new(File::create(&path).unwrap());
+        let mut file = WritebackFile::new(File::create(&path).expect("create the file"));
         let block: Vec<u8> = (0..=255u8).cycle().take(3 * 1024 * 1024 + 17).collect();
         for _ in 0..7 {
-            file.write_all(&block).unwrap();
+            file.write_all(&block).expect("write");
         }
-        file.flush().unwrap();
+        file.flush().expect("flush");
         assert_eq!(file.written, 7 * block.len() as u64);
         // A request after every third write (3 x 3 MiB >= 8 MiB): after the 3rd and the 6th.
         assert_eq!(file.requested, 6 * block.len() as u64);
-        let read = std::fs::read(&path).unwrap();
+        let read = std::fs::read(&path).expect("read the file back");
         assert_eq!(read.len(), 7 * block.len());
         assert!(read.chunks(block.len()).all(|chunk| chunk == block.as_slice()));
     }

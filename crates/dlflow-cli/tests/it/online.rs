@@ -1,11 +1,14 @@
 //! `dlflow train` over an unbounded TCP stream, as a user runs it: the pass ends with the input
-//! and a last model version is exported; Ctrl-C (SIGINT to the process) ends the input, the
+//! and a last model version is exported; two workers export versions every few seconds as they
+//! train (they agree on when: their clocks differ, their steps do not); Ctrl-C (SIGINT to the process) ends the input, the
 //! nodes finish their pass and export, and dlflow exits 130 with nothing left running.
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -25,22 +28,38 @@ fn stream_sql(port: u16) -> String {
     )
 }
 
-/// Serves `{"x", "y"}` lines (y = 2x + 1) to the first peer: `rows` of them then closes, or
-/// (`None`) about 1000 a second until the peer goes away.
-fn producer(rows: Option<usize>) -> (u16, std::thread::JoinHandle<usize>) {
+/// When a [`producer`] closes its stream.
+enum Until {
+    /// After this many rows, sent as fast as the peer reads them.
+    Rows(usize),
+    /// When the peer goes away; about 1000 rows a second.
+    PeerLeaves,
+    /// When the flag is set (or the peer goes away); about 1000 rows a second.
+    Flag(Arc<AtomicBool>),
+}
+
+/// Serves `{"x", "y"}` lines (y = 2x + 1) to the first peer until `until` says; returns the
+/// port and a thread that ends with the number of rows sent.
+fn producer(until: Until) -> (u16, std::thread::JoinHandle<usize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let thread = std::thread::spawn(move || {
         let (peer, _) = listener.accept().expect("dlflow connects");
         let mut peer = std::io::BufWriter::new(peer);
         let mut sent = 0;
-        while rows.is_none_or(|rows| sent < rows) {
+        loop {
+            let paced = match &until {
+                Until::Rows(rows) if sent >= *rows => break,
+                Until::Flag(stop) if stop.load(Ordering::SeqCst) => break,
+                Until::Rows(_) => false,
+                Until::PeerLeaves | Until::Flag(_) => true,
+            };
             let x = (sent % 200) as f64 / 100.0 - 1.0;
             if writeln!(peer, "{{\"x\": {x}, \"y\": {}}}", 2.0 * x + 1.0).is_err() {
                 break;
             }
             sent += 1;
-            if rows.is_none() && sent % 50 == 0 {
+            if paced && sent % 50 == 0 {
                 if peer.flush().is_err() {
                     break;
                 }
@@ -72,7 +91,7 @@ fn not_running(pid: u32) -> bool {
 fn train_over_a_tcp_stream_ends_with_its_input_and_exports_a_last_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path().join("linear");
-    let (port, producer) = producer(Some(800));
+    let (port, producer) = producer(Until::Rows(800));
     let entry = repo().join("examples/online/train.py");
     let output = Command::new(env!("CARGO_BIN_EXE_dlflow"))
         .args(["train", "--sql", &stream_sql(port), "--entry", &format!("{}:train_entry", entry.display())])
@@ -122,7 +141,7 @@ fn sigint_ends_online_training_with_a_last_version_and_no_node_left() {
     let base = dir.path().join("linear");
     let entry = dir.path().join("online_entry.py");
     std::fs::write(&entry, ONLINE_ENTRY).expect("entry");
-    let (port, producer) = producer(None);
+    let (port, producer) = producer(Until::PeerLeaves);
     let child = Command::new(env!("CARGO_BIN_EXE_dlflow"))
         .args(["train", "--sql", &stream_sql(port), "--entry", &format!("{}:online_entry", entry.display())])
         .args(["--property", &format!("model_dir={}", base.display()), "--property", &format!("out_dir={}", dir.path().display())])
@@ -157,4 +176,57 @@ fn sigint_ends_online_training_with_a_last_version_and_no_node_left() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(producer.join().expect("producer") > 0);
+}
+
+#[test]
+fn two_workers_export_versions_every_second_during_the_pass_and_share_the_stream_evenly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("linear");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, producer) = producer(Until::Flag(stop.clone()));
+    let entry = repo().join("examples/online/train.py");
+    let child = Command::new(env!("CARGO_BIN_EXE_dlflow"))
+        .args(["train", "--workers", "2", "--sql", &stream_sql(port), "--entry", &format!("{}:train_entry", entry.display())])
+        .args(["--property", &format!("model_dir={}", base.display()), "--property", "every_seconds=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The stream flows until two versions were exported during the pass; then it ends.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !base.join("2").is_dir() {
+        assert!(Instant::now() < deadline, "no second version within 120 s of streaming: {:?}", base.is_dir().then(|| entries(&base)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::SeqCst);
+    // The end of the stream must end the job: it is not left to hang the test.
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(child.wait_with_output()));
+    let Ok(output) = receiver.recv_timeout(Duration::from_secs(120)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("dlflow did not end within 120 s of the end of its input stream");
+    };
+    let output = output.expect("wait");
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let sent = producer.join().expect("producer");
+
+    // Versions 1..n, the last exported when the stream ended; all complete, nothing else left.
+    let versions = entries(&base);
+    let n = versions.len();
+    assert!(n >= 3, "two versions during the pass and one at its end: {versions:?}");
+    let mut expected: Vec<String> = (1..=n).map(|v| v.to_string()).collect();
+    expected.sort();
+    assert_eq!(versions, expected, "numbered from 1, none half written: {stderr}");
+    for version in &versions {
+        assert!(base.join(version).join("saved_model.pb").is_file() && base.join(version).join("variables/variables.index").is_file());
+    }
+    // Exported once each, by the chief.
+    let exports = stderr.lines().filter(|l| l.starts_with("model version ") && l.contains(" exported to ")).count();
+    assert_eq!(exports, n, "{stderr}");
+    // Both workers took equal shares of every row sent, less at most one.
+    let per_worker = sent / 2;
+    assert!(stderr.contains(&format!("rows per worker {per_worker} / {per_worker}")), "{sent} rows sent: {stderr}");
+    assert!(stderr.contains(&format!("{} rows fed in all", 2 * per_worker)), "{sent} rows sent: {stderr}");
 }

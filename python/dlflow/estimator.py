@@ -167,7 +167,10 @@ def estimator_entry(context):
     if ctx.is_chief():
         callbacks.append(_EpochReport(ctx))
     # TensorBoard events, written by the chief: the tensorboard_dir property, else beside the model.
-    callbacks.append(tensorboard_callback(ctx, log_dir=ctx.get_property("tensorboard_dir") or config.model_dir.rstrip("/") + ".tensorboard"))
+    # Per epoch only: the loss every few steps needs a batch hook, and any batch hook makes Keras
+    # run Python between every two steps (about a tenth of a small model's speed, decision 0008).
+    callbacks.append(tensorboard_callback(ctx, log_dir=ctx.get_property("tensorboard_dir") or config.model_dir.rstrip("/") + ".tensorboard",
+                                          update_freq="epoch"))
     model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, verbose=0, callbacks=callbacks,
               validation_data=validation)
 

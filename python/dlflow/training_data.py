@@ -143,8 +143,11 @@ class RowNotices(tf.keras.callbacks.Callback):
 
     def _poll(self):
         while not self._stop.wait(self._every):
-            with self._lock:
-                self._report_progress()
+            try:
+                with self._lock:
+                    self._report_progress()
+            except Exception:  # training failed and the process is going down: its error is reported
+                return
 
 
 def from_rows(table, to_inputs, label_col, label_dtype, batch_size):

@@ -1,7 +1,8 @@
 //! `dlflow train` over an unbounded TCP stream, as a user runs it: the pass ends with the input
-//! and a last model version is exported; two workers export versions every few seconds as they
-//! train (they agree on when: their clocks differ, their steps do not); Ctrl-C (SIGINT to the process) ends the input, the
-//! nodes finish their pass and export, and dlflow exits 130 with nothing left running.
+//! and a last model version is exported; two workers export a version every second as they
+//! train (they agree on when: their clocks differ, their steps do not); Ctrl-C (SIGINT to the
+//! process) ends the input, the nodes finish their pass and export, and dlflow exits 130 with
+//! nothing left running.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -216,6 +217,7 @@ fn two_workers_export_versions_every_second_during_the_pass_and_share_the_stream
     let versions = entries(&base);
     let n = versions.len();
     assert!(n >= 3, "two versions during the pass and one at its end: {versions:?}");
+    // `entries` sorts names as text, so the expected names are sorted the same way.
     let mut expected: Vec<String> = (1..=n).map(|v| v.to_string()).collect();
     expected.sort();
     assert_eq!(versions, expected, "numbered from 1, none half written: {stderr}");

@@ -19,14 +19,7 @@ import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 
-from dlflow.dataset import _to_numpy, epoch_order
-
-
-def _unsharded(dataset):
-    """dlflow gave each worker its own rows: tf.distribute must not shard them again."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return dataset.with_options(options)
+from dlflow.dataset import _to_numpy, epoch_order, with_dlflow_options
 
 
 def streaming(ctx, to_inputs, label_col, label_dtype, batch_size):
@@ -89,7 +82,7 @@ class Share:
 
         dataset = tf.data.Dataset.zip((batches, data)).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
                                                             deterministic=True)
-        return _unsharded(dataset).prefetch(tf.data.AUTOTUNE)
+        return with_dlflow_options(dataset).prefetch(tf.data.AUTOTUNE)
 
 
 class RowNotices(tf.keras.callbacks.Callback):
@@ -155,4 +148,4 @@ def from_rows(table, to_inputs, label_col, label_dtype, batch_size):
     columns = {name: _to_numpy(table.column(name), table.schema.field(name)) for name in table.schema.names}
     dataset = (tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)
                .map(lambda batch: (to_inputs(batch), tf.cast(batch[label_col], label_dtype))))
-    return _unsharded(dataset).prefetch(tf.data.AUTOTUNE)
+    return with_dlflow_options(dataset).prefetch(tf.data.AUTOTUNE)

@@ -133,6 +133,9 @@ async fn training_sees_exactly_the_epochs_with_equal_rows_per_worker() {
         assert_eq!(seen["counts"], serde_json::json!([share, share, share]), "worker {worker}: {seen}");
         assert_eq!(seen["after"], 0, "no rows after the last epoch");
         assert_eq!(seen["attempt"], 0);
+        // Autotuning off (its timer stalls every iterator's end, decision 0014), also in a
+        // dataset the entry made from dlflow's.
+        assert_eq!(seen["autotune"], serde_json::json!([false, false, false]), "worker {worker}: {seen}");
     }
     for (node, pid) in &report.cluster.nodes {
         assert!(gone(*pid), "{node} (pid {pid}) outlived the job");

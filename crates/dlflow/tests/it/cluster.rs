@@ -119,9 +119,9 @@ async fn training_sees_exactly_the_epochs_with_equal_rows_per_worker() {
     let config = cluster("count_epochs.py", "count_entry", 2).property("out_dir", out.path().to_string_lossy()).build().expect("config");
     let report = dlflow::train(&table, &config, 3).await.expect("train");
     assert_eq!(report.epochs.len(), 3);
-    // Equal shares: the remainder (at most one row per engine thread per worker) is trimmed.
+    // Equal shares: the remainder of 1001 / 2 (one row) is trimmed, nothing more.
     let share = report.epochs[0].rows[0];
-    assert!((498..=500).contains(&share), "{report}");
+    assert_eq!(share, 500, "{report}");
     for epoch in &report.epochs {
         assert_eq!(epoch.rows, vec![share, share]);
         assert_eq!(epoch.dropped(), 1001 - 2 * share);

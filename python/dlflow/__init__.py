@@ -21,7 +21,8 @@ Nodes find this package on their ``PYTHONPATH``; nothing needs installing.
 """
 
 from .context import Context, TFContext
+from .errors import JobError
 from ._tensorboard import tensorboard_callback
 from .writer import RowWriter
 
-__all__ = ["Context", "TFContext", "RowWriter", "tensorboard_callback"]
+__all__ = ["Context", "TFContext", "JobError", "RowWriter", "tensorboard_callback"]

@@ -29,6 +29,7 @@ import traceback
 
 from . import _protocol as proto
 from .context import Activity, Context, inbox
+from .errors import JobError
 
 
 def _die_with_parent():
@@ -115,11 +116,13 @@ def _open_feed(node_type, index):
     return feed
 
 
-def _fail(conn, error):
-    """Reports the entry's exception with its traceback, then ends the node."""
+def _fail(conn, error, final=False):
+    """Reports the entry's exception with its traceback, then ends the node. A ``final`` error
+    (the entry cannot be loaded, or raised :class:`JobError`) ends the job without a restart."""
     text = traceback.format_exc()
     try:
-        conn.send(proto.FAILED, {"error": f"{type(error).__name__}: {error}", "traceback": text})
+        conn.send(proto.FAILED, {"error": f"{type(error).__name__}: {error}", "traceback": text,
+                                 "final": bool(final)})
     finally:
         sys.stderr.write(text)
         sys.stderr.flush()
@@ -163,6 +166,9 @@ def main():
     context = Context(conn, spec, box, output_schema, activity)
     try:
         entry = _load_entry(os.environ["DLFLOW_ENTRY_FILE"], os.environ["DLFLOW_ENTRY_FUNC"])
+    except BaseException as error:  # noqa: BLE001 - a file that does not import will not on a restart
+        _fail(conn, error, final=True)
+    try:
         entry(context)
         if context._writer is not None:
             context._writer.flush()  # a failure to send the last rows is the entry's failure too
@@ -170,7 +176,7 @@ def main():
         if exit_.code not in (0, None):
             _fail(conn, exit_)
     except BaseException as error:  # noqa: BLE001 - every failure is reported, then the node ends
-        _fail(conn, error)
+        _fail(conn, error, final=isinstance(error, JobError))
     conn.send(proto.DONE)
     sys.stdout.flush()
     sys.stderr.flush()

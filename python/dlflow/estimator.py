@@ -84,6 +84,7 @@ import tensorflow as tf
 from dlflow import training_data
 from dlflow._types import element_of
 from dlflow.context import TFContext
+from dlflow.errors import JobError
 from dlflow import tensorboard_callback
 
 ESTIMATOR_FILE = "dlflow_estimator.json"
@@ -118,13 +119,13 @@ def estimator_entry(context):
     # Checks that need no TensorFlow op come first: MultiWorkerMirroredStrategy must be
     # created before the first op runs, and a bad property should fail before any training.
     if ctx.get_node_type() != "worker":
-        raise ValueError(f"the estimator trains with MultiWorkerMirroredStrategy and has no use for "
+        raise JobError(f"the estimator trains with MultiWorkerMirroredStrategy and has no use for "
                          f"'{ctx.get_node_type()}' nodes; set the parameter-server count to 0")
     schema = ctx.get_input_schema()
     if schema is None:
-        raise ValueError("the estimator trains on an input table, and this job has none")
+        raise JobError("the estimator trains on an input table, and this job has none")
     if len(set(config.feature_cols)) != len(config.feature_cols):
-        raise ValueError(f"estimator.feature_cols names a column twice: {config.feature_cols}")
+        raise JobError(f"estimator.feature_cols names a column twice: {config.feature_cols}")
     features = [_feature_column(schema, name) for name in config.feature_cols]
     label_dtype = _label_dtype(schema, config.label_col)
 
@@ -227,7 +228,7 @@ def _property(ctx, name, default=_REQUIRED):
     if value is None or (isinstance(value, str) and not value.strip()):
         if default is _REQUIRED:
             hint = f" (give {_MODEL_FORMS})" if name == "model" else ""
-            raise ValueError(f"the estimator needs the property 'estimator.{name}'{hint}")
+            raise JobError(f"the estimator needs the property 'estimator.{name}'{hint}")
         return default
     return value.strip() if isinstance(value, str) else value
 
@@ -239,21 +240,21 @@ def _json_property(ctx, name, kind, default):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"estimator.{name} is not valid JSON ({error}): {text!r}") from None
+        raise JobError(f"estimator.{name} is not valid JSON ({error}): {text!r}") from None
     if not isinstance(value, kind):
         want = "object" if kind is dict else "list"
-        raise ValueError(f"estimator.{name} must be a JSON {want}, got {text!r}")
+        raise JobError(f"estimator.{name} must be a JSON {want}, got {text!r}")
     return value
 
 
 def _string_list(ctx, name, default):
     if default is _REQUIRED and _property(ctx, name, None) is None:
-        raise ValueError(f"the estimator needs the property 'estimator.{name}' (a JSON list of names)")
+        raise JobError(f"the estimator needs the property 'estimator.{name}' (a JSON list of names)")
     values = _json_property(ctx, name, list, default)
     if not all(isinstance(v, str) and v for v in values):
-        raise ValueError(f"estimator.{name} must be a JSON list of names, got {values!r}")
+        raise JobError(f"estimator.{name} must be a JSON list of names, got {values!r}")
     if default is _REQUIRED and not values:
-        raise ValueError(f"estimator.{name} is empty: name at least one column")
+        raise JobError(f"estimator.{name} is empty: name at least one column")
     return values
 
 
@@ -264,7 +265,7 @@ def _int_property(ctx, name):
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"estimator.{name} must be an integer, got {text!r}") from None
+        raise JobError(f"estimator.{name} must be an integer, got {text!r}") from None
 
 
 def _positive_int(ctx, name, default):
@@ -276,7 +277,7 @@ def _positive_int(ctx, name, default):
     except ValueError:
         value = 0
     if value <= 0:
-        raise ValueError(f"estimator.{name} must be a positive integer, got {text!r}")
+        raise JobError(f"estimator.{name} must be a positive integer, got {text!r}")
     return value
 
 
@@ -301,19 +302,19 @@ class _Column:
 
 def _feature_column(schema, name):
     if name not in schema.names:
-        raise ValueError(f"feature column '{name}' is not in the input; it has {', '.join(schema.names)}")
+        raise JobError(f"feature column '{name}' is not in the input; it has {', '.join(schema.names)}")
     dtype, width = _number_type(schema.field(name), f"feature column '{name}'")
     # TensorFlow renames signature inputs that are not Python-like identifiers ("x-1" becomes
     # "x_1"); the SavedModel's inputs must keep the columns' names, or inference cannot match them.
     if not (name[0].isalpha() and all(c.isalnum() or c == "_" for c in name)):
-        raise ValueError(f"feature column '{name}' cannot name a SavedModel input (TensorFlow accepts "
+        raise JobError(f"feature column '{name}' cannot name a SavedModel input (TensorFlow accepts "
                          "letters, digits and '_', starting with a letter); rename it in the table")
     return _Column(name, dtype, width)
 
 
 def _label_dtype(schema, name):
     if name not in schema.names:
-        raise ValueError(f"label column '{name}' is not in the input; it has {', '.join(schema.names)}")
+        raise JobError(f"label column '{name}' is not in the input; it has {', '.join(schema.names)}")
     dtype, _ = _number_type(schema.field(name), f"label column '{name}'")
     # Keras's sparse losses want int64 class ids; every other loss computes in float32.
     return tf.int64 if dtype.is_integer else tf.float32
@@ -327,8 +328,8 @@ def _number_type(field, what):
         return tf.as_dtype(element.tf_name), t.list_size if pa.types.is_fixed_size_list(t) else None
     if any(check(t) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view,
                                   pa.types.is_binary, pa.types.is_large_binary)):
-        raise TypeError(f"{what} is a string; the estimator needs numbers")
-    raise TypeError(f"{what} has type {t}; the estimator needs numbers (float32/64, int32/64, bool) "
+        raise JobError(f"{what} is a string; the estimator needs numbers")
+    raise JobError(f"{what} has type {t}; the estimator needs numbers (float32/64, int32/64, bool) "
                     "or fixed-size lists of them")
 
 
@@ -353,7 +354,7 @@ def _build_model(value):
             # Not compiled: the estimator's loss, optimizer and metrics replace the saved ones.
             model = tf.keras.models.load_model(path, compile=False)
         except Exception as error:
-            raise ValueError(f"estimator.model: cannot load the Keras model {path}: {error}") from error
+            raise JobError(f"estimator.model: cannot load the Keras model {path}: {error}") from error
     elif lower.endswith(".json"):
         path = _find_file(value, "estimator.model")
         with open(path, encoding="utf-8") as f:
@@ -361,9 +362,9 @@ def _build_model(value):
         try:
             model = tf.keras.models.model_from_json(text)
         except Exception as error:
-            raise ValueError(f"estimator.model: {path} is not a Keras model.to_json() file: {error}") from error
+            raise JobError(f"estimator.model: {path} is not a Keras model.to_json() file: {error}") from error
     else:
-        raise ValueError(f"estimator.model {value!r} is not a model the estimator can build; "
+        raise JobError(f"estimator.model {value!r} is not a model the estimator can build; "
                          f"give {_MODEL_FORMS}")
     _check_model(model, f"estimator.model: {value} holds")
     return model
@@ -377,13 +378,13 @@ def _check_model(model, what):
     if kind.startswith("keras."):
         # `import keras` is Keras 3; dlflow's nodes train with Keras 2 (tf.keras, tf-keras).
         hint = "; it is a Keras 3 model: build it with tf.keras (Keras 2 on dlflow's nodes), not `import keras`"
-    raise TypeError(f"{what} a {kind}, not a tf.keras.Model{hint}")
+    raise JobError(f"{what} a {kind}, not a tf.keras.Model{hint}")
 
 
 def _check_outputs(model):
     outputs = model.outputs  # None until a Sequential without an Input is first called
     if outputs is not None and len(outputs) != 1:
-        raise ValueError(f"the model has {len(outputs)} outputs; the estimator trains a model with one "
+        raise JobError(f"the model has {len(outputs)} outputs; the estimator trains a model with one "
                          "output against one label column")
 
 
@@ -394,24 +395,24 @@ def _build_loss(value, params):
             return factory  # the loss function itself: loss(y_true, y_pred)
         loss = factory(**params)
         if not callable(loss):
-            raise TypeError(f"estimator.loss: {value} returned {type(loss).__name__}, not a loss")
+            raise JobError(f"estimator.loss: {value} returned {type(loss).__name__}, not a loss")
         return loss
     if not params:
         try:
             return tf.keras.losses.get(value)
         except ValueError:
-            raise ValueError(f"estimator.loss {value!r} is not a Keras loss; give a tf.keras.losses name "
+            raise JobError(f"estimator.loss {value!r} is not a Keras loss; give a tf.keras.losses name "
                              "('mse', 'sparse_categorical_crossentropy', ...) or FILE.py:FUNCTION") from None
     # Keras resolves {"class_name": "sparse_categorical_crossentropy", "config": ...} to the
     # plain function and drops the config without a word: parameters need the loss's class.
     cls = _loss_class(value)
     if cls is None:
-        raise ValueError(f"estimator.loss {value!r} names no tf.keras.losses class, so it cannot take "
+        raise JobError(f"estimator.loss {value!r} names no tf.keras.losses class, so it cannot take "
                          f"estimator.loss_params; give a class name such as 'SparseCategoricalCrossentropy'")
     try:
         return cls(**params)
     except TypeError as error:
-        raise ValueError(f"estimator.loss_params do not fit {cls.__name__}: {error}") from None
+        raise JobError(f"estimator.loss_params do not fit {cls.__name__}: {error}") from None
 
 
 def _loss_class(name):
@@ -429,13 +430,13 @@ def _build_optimizer(value, params):
     if factory is not None:
         optimizer = factory(**params)
         if not isinstance(optimizer, (tf.keras.optimizers.Optimizer, tf.keras.optimizers.legacy.Optimizer)):
-            raise TypeError(f"estimator.optimizer: {value} returned {type(optimizer).__name__}, "
+            raise JobError(f"estimator.optimizer: {value} returned {type(optimizer).__name__}, "
                             "not a tf.keras optimizer")
         return optimizer
     try:
         optimizer = tf.keras.optimizers.get(value)
     except ValueError:
-        raise ValueError(f"estimator.optimizer {value!r} is not a Keras optimizer; give a tf.keras.optimizers "
+        raise JobError(f"estimator.optimizer {value!r} is not a Keras optimizer; give a tf.keras.optimizers "
                          "name ('adam', 'sgd', ...) or FILE.py:FUNCTION") from None
     if not params:
         return optimizer
@@ -444,14 +445,14 @@ def _build_optimizer(value, params):
     try:
         return type(optimizer)(**params)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"estimator.optimizer_params do not fit {type(optimizer).__name__}: {error}") from None
+        raise JobError(f"estimator.optimizer_params do not fit {type(optimizer).__name__}: {error}") from None
 
 
 def _check_metrics(names):
     for name in names:
         # metrics.get returns an unknown name unchanged; fit would fail on it much later.
         if name not in _COMPILE_METRIC_NAMES and not callable(_keras_metric(name)):
-            raise ValueError(f"estimator.metrics: {name!r} is not a Keras metric (names are tf.keras.metrics "
+            raise JobError(f"estimator.metrics: {name!r} is not a Keras metric (names are tf.keras.metrics "
                              "functions or classes, e.g. 'accuracy', 'mae', 'AUC')")
     return list(names)
 
@@ -474,11 +475,11 @@ def _factory(value, what):
     if not sep or not path.endswith(".py"):
         return None
     if not name.isidentifier():
-        raise ValueError(f"{what} {value!r}: '{name}' is not a function name (FILE.py:FUNCTION)")
+        raise JobError(f"{what} {value!r}: '{name}' is not a function name (FILE.py:FUNCTION)")
     module = _import_file(_find_file(path, what))
     function = getattr(module, name, None)
     if not callable(function):
-        raise AttributeError(f"{what} {value!r}: {module.__file__} has no function '{name}'")
+        raise JobError(f"{what} {value!r}: {module.__file__} has no function '{name}'")
     return function
 
 
@@ -488,7 +489,7 @@ def _find_file(path, what):
     for place in places:
         if os.path.isfile(place):
             return os.path.realpath(place)
-    raise FileNotFoundError(f"{what}: no file {path} in the working directory ({os.getcwd()}) "
+    raise JobError(f"{what}: no file {path} in the working directory ({os.getcwd()}) "
                             "or on the Python path (the node's PYTHONPATH)")
 
 
@@ -503,7 +504,7 @@ def _import_file(path):
     name = stem if stem not in sys.modules else f"dlflow_estimator_{stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
+        raise JobError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -547,7 +548,7 @@ def _concat_adapter(model_input, columns):
 def _dict_adapter(model, columns):
     names = list(model.input_names)
     if sorted(names) != sorted(c.name for c in columns):
-        raise ValueError(f"the model has {len(names)} inputs ({', '.join(names)}); with several inputs the "
+        raise JobError(f"the model has {len(names)} inputs ({', '.join(names)}); with several inputs the "
                          f"estimator feeds one feature column to each input of the same name, and "
                          f"estimator.feature_cols is {', '.join(c.name for c in columns)}")
     by_name = {c.name: c for c in columns}
@@ -577,7 +578,7 @@ def _input_shape(model_input, width, given):
         return dtype, None
     inner = inner.as_list()
     if math.prod(inner) != width:
-        raise ValueError(f"the model's input '{model_input.name}' takes {math.prod(inner)} value(s) per row "
+        raise JobError(f"the model's input '{model_input.name}' takes {math.prod(inner)} value(s) per row "
                          f"(shape {[None, *inner]}), but {given}")
     return dtype, (None if inner == [width] else inner)
 
@@ -596,7 +597,7 @@ def _widths(columns):
 
 def _worker_batch_size(global_batch, workers):
     if global_batch % workers:
-        raise ValueError(f"estimator.batch_size {global_batch} is the global batch, split evenly across the "
+        raise JobError(f"estimator.batch_size {global_batch} is the global batch, split evenly across the "
                          f"{workers} workers: give a multiple of {workers}")
     return global_batch // workers
 
@@ -609,11 +610,11 @@ def _validation_rows(ctx, path, features, label_col):
         table = pa.ipc.open_file(source).read_all()
     for column in features:
         if column.name not in table.schema.names:
-            raise ValueError(f"feature column '{column.name}' is not in the validation rows; they have "
+            raise JobError(f"feature column '{column.name}' is not in the validation rows; they have "
                              f"{', '.join(table.schema.names)}")
         _, width = _number_type(table.schema.field(column.name), f"validation feature column '{column.name}'")
         if width != column.width:
-            raise ValueError(f"validation feature column '{column.name}' has {width or 1} value(s) per row, the "
+            raise JobError(f"validation feature column '{column.name}' has {width or 1} value(s) per row, the "
                              f"training rows have {column.values_per_row}")
     _label_dtype(table.schema, label_col)
     share = table.num_rows // ctx.get_worker_count()

@@ -370,6 +370,7 @@ impl Cluster {
                     node: name,
                     error: body["error"].as_str().unwrap_or("unknown error").to_string(),
                     traceback: body["traceback"].as_str().unwrap_or("").trim_end().to_string(),
+                    retryable: !body["final"].as_bool().unwrap_or(false),
                 })
             }
             protocol::BATCH => {

@@ -34,6 +34,9 @@ pub enum ClusterError {
         error: String,
         /// The Python traceback.
         traceback: String,
+        /// Whether a restart may get past it: not when the entry could not be loaded or
+        /// raised `dlflow.JobError` (a mistake in the job that a restart would meet again).
+        retryable: bool,
     },
     /// A node process ended without reporting (killed, crashed, exited).
     #[error("{node} exited unexpectedly ({status}){}", tail_text(.output_tail))]
@@ -111,12 +114,12 @@ pub struct NodeName {
 
 impl ClusterError {
     /// Whether restarting the cluster from its checkpoints may get past this error: a node
-    /// that raised, died, hung or froze, or a process that went away; not a bad config, a
-    /// missing Python, or a cancel.
+    /// that raised, died, hung or froze, or a process that went away; not a bad config, an
+    /// entry that does not load or raised `dlflow.JobError`, a missing Python, or a cancel.
     pub fn is_node_failure(&self) -> bool {
         matches!(
             self,
-            ClusterError::NodeFailed { .. }
+            ClusterError::NodeFailed { retryable: true, .. }
                 | ClusterError::NodeExited { .. }
                 | ClusterError::NodeUnresponsive { .. }
                 | ClusterError::NodeFrozen { .. }

@@ -15,6 +15,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("__init__.py", include_str!("../../../python/dlflow/__init__.py")),
     ("_protocol.py", include_str!("../../../python/dlflow/_protocol.py")),
     ("_types.py", include_str!("../../../python/dlflow/_types.py")),
+    ("errors.py", include_str!("../../../python/dlflow/errors.py")),
     ("_node.py", include_str!("../../../python/dlflow/_node.py")),
     ("context.py", include_str!("../../../python/dlflow/context.py")),
     ("dataset.py", include_str!("../../../python/dlflow/dataset.py")),
@@ -142,5 +143,17 @@ mod tests {
             assert_eq!(std::fs::read_to_string(root.join("dlflow").join(name)).expect("file"), *text);
         }
         assert_eq!(package_root().expect("again"), root);
+    }
+
+    #[test]
+    fn every_module_of_the_package_is_embedded() {
+        // A module left out of PACKAGE is missing on the nodes, which then fail to import dlflow.
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/dlflow");
+        for entry in std::fs::read_dir(&source).expect("python/dlflow") {
+            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            if name.ends_with(".py") {
+                assert!(PACKAGE.iter().any(|(embedded, _)| *embedded == name), "python/dlflow/{name} is not in PACKAGE");
+            }
+        }
     }
 }

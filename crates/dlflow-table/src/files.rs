@@ -227,6 +227,20 @@ async fn register(
             .await
             .map_err(read_error)?,
     };
+    if schema.fields().is_empty() {
+        // DataFusion reads an empty file as a table without columns; every later error
+        // (a model input or a feature not found) would then list no columns.
+        return Err(TableError::InvalidPath {
+            path: path.to_path_buf(),
+            message: format!(
+                "it has no columns (an empty file?); expected {}",
+                match source.format {
+                    FileFormat::Csv => "a CSV file with a header line naming its columns",
+                    _ => "rows with named columns",
+                }
+            ),
+        });
+    }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

@@ -162,8 +162,11 @@ pub(crate) fn open(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // Errors here name the folder, not the hidden temporary file, which the user never asked for.
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{} is a file, not a folder", dir.display()).into());
+    }
     if !dir.is_dir() {
-        // Otherwise the error would name the hidden temporary file, which the user never asked for.
         return Err(format!("the folder {} does not exist", dir.display()).into());
     }
     let name = target
@@ -178,7 +181,12 @@ pub(crate) fn open(
         .suffix(".tmp")
         // rw for everyone less the umask, as any new file (tempfile's default is 0600).
         .permissions(new_file_permissions())
-        .tempfile_in(&dir)?;
+        .tempfile_in(&dir)
+        .map_err(|error| {
+            // tempfile's error names the temporary file; the OS error alone is what matters.
+            let cause = error.raw_os_error().map_or_else(|| error.kind().to_string(), |code| std::io::Error::from_raw_os_error(code).to_string());
+            format!("cannot create a file in the folder {}: {cause}", dir.display())
+        })?;
     let stream = target.extension().is_some_and(|e| e.eq_ignore_ascii_case("arrows"));
     let writer = FormatWriter::new(format, stream, temp.as_file().try_clone()?, schema)?;
     Ok((temp, writer))

@@ -100,6 +100,7 @@ pub struct Estimator {
     max_epochs: u64,
     batch_size: usize,
     workers: usize,
+    max_failures: Option<u32>,
     properties: Vec<(String, String)>,
     python: Option<Python>,
     quiet: bool,
@@ -137,6 +138,7 @@ impl Estimator {
             max_epochs: 1,
             batch_size: 32,
             workers: 1,
+            max_failures: None,
             properties: Vec::new(),
             python: None,
             quiet: false,
@@ -256,6 +258,14 @@ impl Estimator {
     /// Workers (default 1); with more, `MultiWorkerMirroredStrategy` keeps them in step.
     pub fn worker_count(mut self, workers: usize) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Restarts from the last epoch's checkpoint after a node fails, before the failure ends
+    /// `fit` (default 3; 0: the first failure ends it). A mistake in the job itself (a column
+    /// or a model that does not fit) ends `fit` at once whatever this says.
+    pub fn max_failures(mut self, restarts: u32) -> Self {
+        self.max_failures = Some(restarts);
         self
     }
 
@@ -449,6 +459,9 @@ impl Estimator {
         if let Some(python) = &self.python {
             builder = builder.python(python.clone());
         }
+        if let Some(restarts) = self.max_failures {
+            builder = builder.max_failures(restarts);
+        }
         for (key, value) in &self.properties {
             builder = builder.property(key, value);
         }
@@ -459,6 +472,11 @@ impl Estimator {
 /// The feature and label columns are in `schema` and hold numbers.
 fn check_columns(schema: &Schema, features: &[String], label: &str, table: &str) -> Result<()> {
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if features.iter().any(|feature| feature == label) {
+        return Err(Error::Invalid(format!(
+            "column `{label}` is both the label and a feature: the model would be given the answer; drop it from the features"
+        )));
+    }
     for (name, what) in features.iter().map(|c| (c.as_str(), "feature")).chain([(label, "label")]) {
         let field = schema.field_with_name(name).map_err(|_| {
             Error::Invalid(format!("{what} column `{name}` is not in {table}; it has {}", columns.join(", ")))

@@ -79,6 +79,10 @@ pub struct FitArgs {
     /// A file of validation rows (feature and label columns) scored after every epoch.
     #[arg(long)]
     validation: Option<PathBuf>,
+    /// Restarts after a node fails before the job ends (default 3; 0: the first failure ends
+    /// it). A mistake in the job (a column or a model that does not fit) ends it at once.
+    #[arg(long)]
+    max_failures: Option<u32>,
     /// Where to save the fitted SavedModel (must not exist); its TensorBoard events go to
     /// OUTPUT.tensorboard and its loss curve to OUTPUT.loss.svg.
     #[arg(long)]
@@ -129,6 +133,9 @@ impl FitArgs {
         }
         if let Some(column) = &self.prediction {
             estimator = estimator.prediction_col(column);
+        }
+        if let Some(restarts) = self.max_failures {
+            estimator = estimator.max_failures(restarts);
         }
         if self.output.exists() {
             return Err(dlflow::Error::Invalid(format!("--output {} already exists", self.output.display())));

@@ -134,11 +134,32 @@ pub struct OutputArgs {
     #[arg(long, value_parser = parse_file_format)]
     output_format: Option<FileFormat>,
     /// Rows per file of a directory output.
-    #[arg(long, default_value_t = dlflow::layers::dlflow_table::stream::DEFAULT_ROLL_ROWS)]
+    #[arg(long, default_value_t = dlflow::layers::dlflow_table::stream::DEFAULT_ROLL_ROWS, value_parser = clap::value_parser!(u64).range(1..))]
     roll_rows: u64,
     /// Seconds a file of a directory output stays open at most.
-    #[arg(long, default_value_t = dlflow::layers::dlflow_table::stream::DEFAULT_ROLL_INTERVAL.as_secs())]
+    #[arg(long, default_value_t = dlflow::layers::dlflow_table::stream::DEFAULT_ROLL_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     roll_seconds: u64,
+}
+
+impl OutputArgs {
+    /// Refuses an output file that is one of the `inputs`: the atomic write would replace the
+    /// rows being read with the results, and a mistyped path would lose the input for good.
+    pub fn check_not_an_input<'a>(&self, inputs: impl IntoIterator<Item = &'a Path>) -> dlflow::Result<()> {
+        let Some(output) = self.output.as_deref() else { return Ok(()) };
+        let Ok(output_path) = std::fs::canonicalize(output) else {
+            return Ok(()); // a new file (or a stream): nothing to overwrite
+        };
+        if output_path.is_dir() {
+            return Ok(()); // a directory output gets new files of its own
+        }
+        match inputs.into_iter().find(|input| std::fs::canonicalize(input).is_ok_and(|p| p == output_path)) {
+            Some(input) => Err(dlflow::Error::Invalid(format!(
+                "--output {output} is also the input {}: writing it would replace the rows being read; write the results to another file",
+                input.display()
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 fn parse_file_format(value: &str) -> Result<FileFormat, String> {
@@ -156,8 +177,8 @@ pub async fn deliver(table: &Table, output: &OutputArgs, what: &str) -> dlflow::
     };
     if let Some(mut sink) = sink {
         if let StreamSink::Directory { roll_rows, roll_interval, .. } = &mut sink {
-            *roll_rows = output.roll_rows.max(1);
-            *roll_interval = std::time::Duration::from_secs(output.roll_seconds.max(1));
+            *roll_rows = output.roll_rows;
+            *roll_interval = std::time::Duration::from_secs(output.roll_seconds);
         }
         let mut progress = if unbounded { RowProgress::start_stream(what) } else { RowProgress::start(what) };
         let result = write_to_sink(table.stream().await?, &sink, |batch| progress.add(batch.num_rows())).await;

@@ -40,8 +40,8 @@ pub struct CallArgs {
     #[arg(long = "input", value_parser = parse_input)]
     inputs: Vec<(String, String)>,
     /// Call it this many times in the same loaded model (stateful signatures change state).
-    #[arg(long, default_value_t = 1)]
-    repeat: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
     #[command(flatten)]
     tags: TagsArg,
 }
@@ -83,7 +83,7 @@ impl CallArgs {
             inputs.push((key.as_str(), value));
         }
         let mut rows: Vec<[String; 5]> = Vec::new();
-        for call in 1..=self.repeat.max(1) {
+        for call in 1..=self.repeat {
             for (name, value) in saved.call(&self.signature, &inputs)? {
                 let dtype = signature.output(&name).map(|o| o.dtype.to_string()).unwrap_or_default();
                 rows.push([call.to_string(), name, dtype, format!("{:?}", value.dims()), value.to_string()]);

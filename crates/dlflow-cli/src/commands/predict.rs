@@ -115,6 +115,9 @@ fn parse_mapping(value: &str) -> Result<(String, String), String> {
 impl PredictArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
+        if let Some(input) = &self.input {
+            self.output.check_not_an_input([Path::new(input)])?;
+        }
         let env = Environment::new();
         let mut model = load_models(&env, std::slice::from_ref(&self.model), &self.tags)?.remove(0).with_batch_size(self.batch_size);
         if let Some(signature) = &self.signature {
@@ -231,7 +234,9 @@ fn input_fields(signature: &Signature, mappings: &[(String, String)]) -> dlflow:
             } else {
                 DataType::List(Arc::new(Field::new("item", element, true)))
             };
-            Ok(Field::new(column, data_type, true))
+            // Required: a record without a value for a model input is a bad record (failed or
+            // skipped as --on-error says), not a null that would stop the model later.
+            Ok(Field::new(column, data_type, false))
         })
         .collect()
 }

@@ -32,6 +32,7 @@ impl SqlArgs {
     /// Run the command.
     pub async fn run(self) -> dlflow::Result<()> {
         let env = Environment::new();
+        self.output.check_not_an_input(self.tables.iter().map(|(_, path)| path.as_path()))?;
         load_models(&env, &self.models, &self.tags)?;
         register_tables(&env, &self.tables).await?;
         // Whole 1024-row runs of any model the query calls (the default batch size).

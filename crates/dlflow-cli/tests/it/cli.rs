@@ -103,6 +103,73 @@ fn unreadable_and_unknown_inputs_are_named() {
 }
 
 #[test]
+fn a_table_location_that_does_not_exist_is_an_error_not_an_empty_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("poinst.parquet");
+    let sql = format!("CREATE EXTERNAL TABLE q (x FLOAT) STORED AS PARQUET LOCATION '{}'; SELECT * FROM q", missing.display());
+    let out = dir.path().join("pred.csv");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--sql", &sql, "--output", out.to_str().expect("utf8")]));
+    assert!(stderr.contains("table `q`") && stderr.contains("poinst.parquet") && stderr.contains("does not exist"), "{stderr}");
+    assert!(!out.exists(), "no output for a failed query");
+    let stderr = assert_clean_failure(&dlflow(&["sql", &sql]));
+    assert!(stderr.contains("poinst.parquet") && stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn an_output_that_is_also_the_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("same.csv");
+    std::fs::write(&input, "x\n1.0\n2.0\n").expect("write");
+    let path = input.to_str().expect("utf8");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", path, "--output", path]));
+    assert!(stderr.contains("--output") && stderr.contains("is also the input"), "{stderr}");
+    // The same file by another spelling is the same file.
+    let other_spelling = dir.path().join(".").join("same.csv");
+    let stderr = assert_clean_failure(&dlflow(&["sql", "--table", &format!("t={path}"), "SELECT x FROM t", "--output", other_spelling.to_str().expect("utf8")]));
+    assert!(stderr.contains("is also the input"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&input).expect("input"), "x\n1.0\n2.0\n", "the input is untouched");
+}
+
+#[test]
+fn an_empty_input_file_is_named_as_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("empty.csv");
+    std::fs::write(&input, "").expect("write");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8")]));
+    assert!(stderr.contains("empty.csv") && stderr.contains("no columns") && stderr.contains("header line"), "{stderr}");
+}
+
+#[test]
+fn zero_rows_per_file_and_zero_calls_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n1.0\n2.0\n").expect("write");
+    let rolled = dir.path().join("rolled/");
+    let output = dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8"), "--output", rolled.to_str().expect("utf8"), "--roll-rows", "0"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(stderr.contains("--roll-rows") && stderr.contains("0"), "{stderr}");
+    assert!(!rolled.exists(), "nothing written");
+    let output = dlflow(&["model", "call", &model_arg("linear"), "--signature", "serving_default", "--input", "x=1", "--repeat", "0"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(stderr.contains("--repeat"), "{stderr}");
+}
+
+#[test]
+fn an_output_folder_that_is_a_file_or_unwritable_is_named_without_temporary_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n1.0\n").expect("write");
+    let out = dir.path().join("in.csv").join("out.csv");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8"), "--output", out.to_str().expect("utf8")]));
+    assert!(stderr.contains("in.csv is a file, not a folder"), "{stderr}");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8"), "--output", "/proc/out.csv"]));
+    assert!(stderr.contains("cannot create a file in the folder /proc"), "{stderr}");
+    assert!(!stderr.contains(".tmp"), "the temporary file is not the user's business: {stderr}");
+}
+
+#[test]
 fn a_wrong_column_type_fails_before_running() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("words.csv");

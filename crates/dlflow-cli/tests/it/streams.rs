@@ -223,6 +223,26 @@ fn a_bad_record_fails_the_stream_with_its_place_or_is_skipped_to_a_dead_letter_f
 }
 
 #[test]
+fn a_record_without_a_model_input_is_a_bad_record_not_the_end_of_the_stream() {
+    // A record missing the model's input `x`, and one with `x` null: both are bad records
+    // (named with their offsets when failing, skipped when skipping), not nulls that would stop
+    // the model and lose the records after them.
+    let input = "{\"x\": 1.0}\n{\"y\": 5}\n{\"x\": 2.0}\n{\"x\": null}\n{\"x\": 3.0}\n";
+    let failed = run_with_stdin(&["predict", "--model", &model("linear"), "--input", "-", "--output", "-"], input);
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("offset 1") && stderr.contains("field `x` is missing or null") && stderr.contains("{\"y\": 5}"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let skipped = run_with_stdin(&["predict", "--model", &model("linear"), "--input", "-", "--output", "-", "--on-error", "skip"], input);
+    let stderr = text(&skipped.stderr);
+    assert!(skipped.status.success(), "{stderr}");
+    let ys: Vec<f64> = json_lines(&skipped.stdout).iter().map(|v| f64_of(v, "y")).collect();
+    assert_eq!(ys, vec![3.0, 5.0, 7.0], "every good record, the ones after the bad ones too");
+    assert!(stderr.contains("2 bad records skipped"), "{stderr}");
+}
+
+#[test]
 fn sql_over_standard_input_writes_each_result_while_the_stream_is_open() {
     let sql = "CREATE UNBOUNDED EXTERNAL TABLE events (x FLOAT, id BIGINT) STORED AS JSON LOCATION '-';
                SELECT id, predict('linear', x) AS y FROM events WHERE x > 0.5";

@@ -24,6 +24,13 @@ def count_entry(context):
     with open(os.path.join(ctx.get_property("out_dir"), f"worker_{ctx.get_index()}.txt"), "w") as f:
         f.write(",".join(map(str, counts)))
 
+def job_error_entry(context):
+    from dlflow import JobError
+    raise JobError("the job asks for a column this table lacks")
+
+def flaky_entry(context):
+    raise ValueError("a failure a restart may get past")
+
 def sleep_entry(context):
     import time
     ctx = TFContext(context)
@@ -109,6 +116,31 @@ fn bad_jobs_are_refused_with_the_reason() {
     assert!(text(&output.stderr).contains("expected FILE:FUNCTION"), "{}", text(&output.stderr));
 }
 
+#[test]
+fn mistakes_in_the_job_end_it_at_once_and_other_failures_restart_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = job(dir.path(), "count_entry", 2);
+    let run = |function: &str| {
+        let output = dlflow(&["train", "--job", path.to_str().expect("utf8"), "--entry", &format!("{}:{function}", dir.path().join("entries.py").display()), "--max-failures", "1"]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    };
+    // An entry the file does not have: every restart would fail the same way.
+    let stderr = run("no_such_entry");
+    assert!(stderr.contains("has no function 'no_such_entry'"), "{stderr}");
+    assert!(!stderr.contains("restarting the cluster"), "not retried: {stderr}");
+    // The entry says the job is wrong (dlflow.JobError): not retried either.
+    let stderr = run("job_error_entry");
+    assert!(stderr.contains("JobError: the job asks for a column this table lacks"), "{stderr}");
+    assert!(!stderr.contains("restarting the cluster"), "not retried: {stderr}");
+    // Any other exception is a node failure: restarted (here once) before it ends the job.
+    let stderr = run("flaky_entry");
+    assert!(stderr.contains("a failure a restart may get past"), "{stderr}");
+    assert_eq!(stderr.matches("restarting the cluster").count(), 1, "{stderr}");
+}
+
 /// Dead, or a zombie whose new parent has not reaped it yet: either way not running.
 fn not_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -180,4 +212,6 @@ fn fit_saves_a_model_that_predict_runs() {
 
     let again = dlflow(&["fit", "--sql", data, "--model-factory", &format!("{}:build_model", factory.display()), "--features", "nope", "--label", "y", "--output", dir.path().join("other").to_str().expect("utf8")]);
     assert!(text(&again.stderr).contains("feature column `nope` is not in the table"), "{}", text(&again.stderr));
+    let label_as_feature = dlflow(&["fit", "--sql", data, "--model-factory", &format!("{}:build_model", factory.display()), "--features", "x1,y", "--label", "y", "--output", dir.path().join("other").to_str().expect("utf8")]);
+    assert!(text(&label_as_feature.stderr).contains("column `y` is both the label and a feature"), "{}", text(&label_as_feature.stderr));
 }

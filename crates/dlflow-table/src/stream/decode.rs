@@ -61,6 +61,10 @@ pub struct Positions {
     pub schema: SchemaRef,
     /// The data columns only: what the records hold.
     pub data_schema: SchemaRef,
+    /// `data_schema` with every column nullable: what the decoders read, so that a record
+    /// missing a required column is found by [`require_values`] and named, not failed inside
+    /// the decoder.
+    read_schema: SchemaRef,
     /// Index in `schema` of each data column, in `data_schema` order.
     data_index: Vec<usize>,
     partition: Option<usize>,
@@ -101,6 +105,7 @@ impl Positions {
             }
             *slot = Some(i);
         }
+        let read_schema = Arc::new(Schema::new(data_fields.iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
         let data_schema = Arc::new(Schema::new(data_fields));
         let event_time = match event_time {
             None => None,
@@ -111,7 +116,7 @@ impl Positions {
                 )
             })?),
         };
-        Ok(Positions { schema, data_schema, data_index, partition, offset, timestamp, event_time })
+        Ok(Positions { schema, data_schema, read_schema, data_index, partition, offset, timestamp, event_time })
     }
 
     /// The declared batch: `data` plus the position columns, rows at `first_offset..`.
@@ -296,7 +301,13 @@ impl RecordDecoder {
 
     /// Decodes `rows` records in `text` (newline-terminated) into one batch of data columns.
     fn decode_text(&self, text: &[u8], rows: usize) -> std::result::Result<RecordBatch, ArrowError> {
-        let schema = self.positions.data_schema.clone();
+        let batch = self.decode_nullable(text, rows)?;
+        require_values(&self.positions.data_schema, batch)
+    }
+
+    /// [`Self::decode_text`] into the schema with every column nullable.
+    fn decode_nullable(&self, text: &[u8], rows: usize) -> std::result::Result<RecordBatch, ArrowError> {
+        let schema = self.positions.read_schema.clone();
         let batch = match self.format {
             RecordFormat::Json => {
                 let mut decoder = arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(rows.max(1)).build_decoder()?;
@@ -325,6 +336,21 @@ impl RecordDecoder {
         }
         Ok(batch)
     }
+}
+
+/// `batch` (decoded with every column nullable) as `schema`, whose non-nullable columns (a
+/// model's inputs, or `NOT NULL` in a declaration) must have a value in every record.
+fn require_values(schema: &SchemaRef, batch: RecordBatch) -> std::result::Result<RecordBatch, ArrowError> {
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "field `{}` is missing or null; every record needs it ({})",
+                field.name(),
+                field.data_type()
+            )));
+        }
+    }
+    RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
 }
 
 /// The first 80 characters of a record, for error messages.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::datasource::provider::DefaultTableFactory;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::CreateExternalTable;
 use datafusion::physical_plan::streaming::PartitionStream;
 
@@ -87,9 +88,24 @@ impl TableProviderFactory for StreamTableFactory {
     async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> datafusion::error::Result<Arc<dyn TableProvider>> {
         let location = cmd.locations.first().map(String::as_str).unwrap_or_default();
         if !cmd.unbounded && !Location::is_stream_location(location) {
+            check_local_location(&cmd.name.to_string(), location)?;
             return self.files.create(state, cmd).await;
         }
         let spec = StreamSpec::from_options(location, &cmd.file_type, Arc::new(cmd.schema.as_arrow().clone()), &cmd.options)?;
         Ok(stream_table(spec).await?)
     }
+}
+
+/// A table over local files whose `LOCATION` does not exist would read as empty: a typo would
+/// give no rows and no error. Globs and URLs (`s3://…`) are left to DataFusion.
+fn check_local_location(table: &str, location: &str) -> datafusion::error::Result<()> {
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    let is_local = location.starts_with("file://") || !location.contains("://");
+    let is_glob = path.contains(['*', '?', '[']);
+    if is_local && !is_glob && !path.is_empty() && !std::path::Path::new(path).exists() {
+        return Err(DataFusionError::Plan(format!(
+            "table `{table}`: LOCATION '{location}' does not exist; expected a file or a directory of files"
+        )));
+    }
+    Ok(())
 }

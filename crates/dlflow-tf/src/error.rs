@@ -200,7 +200,7 @@ pub enum TfError {
         given: usize,
     },
     /// A column whose Arrow type cannot feed the signature input.
-    #[error("column `{column}` has type {found} but signature input `{input}` expects {expected}")]
+    #[error("column `{column}` has type {found} but signature input `{input}` expects {expected}{}", text_hint(found, expected, column))]
     TypeMismatch {
         /// The column.
         column: String,
@@ -280,4 +280,17 @@ pub enum TfError {
     /// An Arrow error while building output columns.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Why a column meant to hold numbers is text, and how to find the values that made it so.
+fn text_hint(found: &str, expected: &str, column: &str) -> String {
+    let is_text = matches!(found, "Utf8" | "LargeUtf8" | "Utf8View");
+    let wants_number = ["float", "double", "int", "uint", "half", "bfloat"].iter().any(|p| expected.starts_with(p));
+    if !is_text || !wants_number {
+        return String::new();
+    }
+    format!(
+        "; a column is read as text when one of its values is not a number (in a CSV file one is enough): \
+         find them with `SELECT {column} FROM t WHERE TRY_CAST({column} AS DOUBLE) IS NULL`, then fix or filter them"
+    )
 }

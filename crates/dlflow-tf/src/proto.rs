@@ -40,6 +40,34 @@ pub struct MetaInfoDef {
     pub tensorflow_git_version: String,
 }
 
+/// `saved_model.pb` with each MetaGraph's tags and the op types of its graph's nodes, to tell
+/// whether a model without `variables/` needs them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedModelOps {
+    #[prost(message, repeated, tag = "2")]
+    pub meta_graphs: Vec<MetaGraphOps>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetaGraphOps {
+    #[prost(message, optional, tag = "1")]
+    pub meta_info_def: Option<MetaInfoDef>,
+    #[prost(message, optional, tag = "2")]
+    pub graph_def: Option<GraphOps>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GraphOps {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeOp>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NodeOp {
+    #[prost(string, tag = "2")]
+    pub op: String,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetaGraphDef {
     #[prost(message, optional, tag = "1")]

@@ -117,6 +117,7 @@ impl SavedModel {
         if let Some(header) = &header {
             check_tags(dir, header, &options.tags)?;
         }
+        check_variables(dir, &options.tags)?;
         // TensorFlow is loaded before the stderr filter below is taken, never inside it: loading
         // takes the filter itself, after its own lock, and two threads that took the two locks in
         // opposite orders (one loading a model, one TensorFlow) would wait for each other forever.
@@ -544,6 +545,38 @@ fn sorted<V>(map: &HashMap<String, V>) -> Vec<(&String, &V)> {
 fn read_header(dir: &Path) -> Option<proto::SavedModelHeader> {
     let bytes = std::fs::read(dir.join("saved_model.pb")).ok()?;
     proto::SavedModelHeader::decode(bytes.as_slice()).ok().filter(|h| !h.meta_graphs.is_empty())
+}
+
+/// Op types that hold a variable, TF1's and TF2's.
+const VARIABLE_OPS: &[&str] = &["VarHandleOp", "VariableV2", "Variable"];
+
+/// A graph with variables needs `variables/`: without it TensorFlow loads the model and fails
+/// only when a signature runs, with "Could not find variable ...". Read only when
+/// `variables/variables.index` is missing.
+fn check_variables(dir: &Path, tags: &[String]) -> Result<()> {
+    if dir.join("variables").join("variables.index").is_file() {
+        return Ok(());
+    }
+    let Ok(bytes) = std::fs::read(dir.join("saved_model.pb")) else { return Ok(()) };
+    let Ok(model) = proto::SavedModelOps::decode(bytes.as_slice()) else { return Ok(()) };
+    let wanted = tag_set(tags);
+    let graph = model
+        .meta_graphs
+        .iter()
+        .find(|m| m.meta_info_def.as_ref().is_some_and(|info| tag_set(&info.tags) == wanted))
+        .and_then(|m| m.graph_def.as_ref());
+    let variables = graph.map_or(0, |g| g.node.iter().filter(|n| VARIABLE_OPS.contains(&n.op.as_str())).count());
+    if variables == 0 {
+        return Ok(());
+    }
+    Err(TfError::ModelLoad {
+        path: dir.to_path_buf(),
+        tags: tags.to_vec(),
+        message: format!(
+            "its graph holds {variables} variable(s) but variables/ is missing or has no variables.index; \
+             copy the whole SavedModel directory (saved_model.pb with its variables/ folder)"
+        ),
+    })
 }
 
 fn tag_set(tags: &[String]) -> std::collections::BTreeSet<&str> {

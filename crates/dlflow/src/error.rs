@@ -79,10 +79,25 @@ impl Error {
 }
 
 fn describe_datafusion(error: &DataFusionError) -> String {
-    match error.find_root() {
+    let message = match error.find_root() {
         DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::ArrowError(inner, _) => inner.to_string(),
         root => root.strip_backtrace().to_string(),
+    };
+    match next_step(&message) {
+        Some(hint) => format!("{message}; {hint}"),
+        None => message,
+    }
+}
+
+/// The way out of DataFusion errors a new user meets first, which name the problem only.
+fn next_step(message: &str) -> Option<&'static str> {
+    if message.contains("Unable to find factory for") {
+        Some("STORED AS takes CSV, PARQUET, JSON, NDJSON, ARROW or DATAGEN")
+    } else if message.contains("table '") && message.ends_with("' not found") {
+        Some("tables come from --table NAME=FILE (the CLI), Environment::register_file or CREATE EXTERNAL TABLE")
+    } else {
+        None
     }
 }
 

@@ -173,9 +173,34 @@ fn an_output_folder_that_is_a_file_or_unwritable_is_named_without_temporary_name
 fn a_wrong_column_type_fails_before_running() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("words.csv");
-    std::fs::write(&input, "x\nhello\nworld\n").expect("write");
+    std::fs::write(&input, "x\n1.0\nhello\n").expect("write");
     let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", input.to_str().expect("utf8")]));
     assert!(stderr.contains("column `x`") && stderr.contains("float32"), "{stderr}");
+    // Text where numbers were meant: why, and how to find the values.
+    assert!(stderr.contains("one of its values is not a number") && stderr.contains("TRY_CAST(x AS DOUBLE) IS NULL"), "{stderr}");
+}
+
+#[test]
+fn first_errors_of_sql_say_the_way_out() {
+    let stderr = assert_clean_failure(&dlflow(&["sql", "SELECT x FROM nope"]));
+    assert!(stderr.contains("'datafusion.public.nope' not found") && stderr.contains("--table NAME=FILE"), "{stderr}");
+    let stderr = assert_clean_failure(&dlflow(&["sql", "CREATE EXTERNAL TABLE q (x FLOAT) STORED AS XLSX LOCATION 'q.xlsx'; SELECT * FROM q"]));
+    assert!(stderr.contains("XLSX") && stderr.contains("STORED AS takes CSV, PARQUET"), "{stderr}");
+    let stderr = assert_clean_failure(&dlflow(&["predict", "--model", &model_arg("linear"), "--input", "tcp://notahost"]));
+    assert!(stderr.contains("tcp://notahost: not a stream address; expected tcp://HOST:PORT"), "{stderr}");
+}
+
+#[test]
+fn a_model_copied_without_its_variables_is_refused_when_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("novars");
+    std::fs::create_dir(&model).expect("dir");
+    std::fs::copy(common::model("linear").join("saved_model.pb"), model.join("saved_model.pb")).expect("copy");
+    for args in [vec!["model", "inspect", model.to_str().expect("utf8")], vec!["sql", "--model", &format!("m={}", model.display()), "SELECT 1"]] {
+        let stderr = assert_clean_failure(&dlflow(&args));
+        assert!(stderr.contains("novars") && stderr.contains("variables/ is missing") && stderr.contains("copy the whole SavedModel directory"), "{stderr}");
+        assert!(!stderr.contains("rendezvous"), "no TensorFlow log line: {stderr}");
+    }
 }
 
 fn inspect_without_tensorflow(configure: impl FnOnce(&mut Command, &Path)) -> String {

@@ -40,7 +40,7 @@ impl Location {
     /// # Ok::<(), dlflow_table::TableError>(())
     /// ```
     pub fn parse(location: &str) -> Result<Location> {
-        let bad = |expected: &str| TableError::invalid_stream_option("LOCATION", format!("'{location}': expected {expected}"));
+        let bad = |expected: &str| TableError::Stream { location: location.to_string(), message: format!("not a stream address; expected {expected}") };
         if location == "-" {
             return Ok(Location::Stdin);
         }

@@ -15,12 +15,16 @@
 mod row_groups;
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -71,6 +75,46 @@ pub fn execute_in_order(plan: Arc<dyn ExecutionPlan>, context: Arc<TaskContext>,
         Some((next, (batches, tasks)))
     });
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, owned)))
+}
+
+/// The local Parquet files `plan` reads, when [`execute_in_order`] gives every row of them,
+/// once, in file order: the scan reads whole files with no filter or limit, and every operator
+/// above it keeps its rows (projections, [`PredictExec`](crate::inference::PredictExec), …;
+/// they may add computed columns). `None` for any other plan.
+pub fn whole_parquet_files(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<PathBuf>> {
+    let scan = row_groups::plain_parquet_scan(plan, row_groups::ROW_KEEPING)?;
+    Some(scan.files.iter().map(row_groups::local_path).collect())
+}
+
+/// The local Parquet files whose stored columns are exactly what `plan` outputs: every row of
+/// the files, in file order (read with [`execute_in_order`]), their columns in file order, none
+/// computed, renamed or left out. `None` for any other plan. Such a table's columns can be
+/// copied to a new Parquet file as they are stored (see
+/// [`write_with_stored_columns`](crate::sink::write_with_stored_columns)).
+pub fn stored_parquet_files(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<PathBuf>> {
+    let mut node = plan.clone();
+    while node.downcast_ref::<DataSourceExec>().is_none() {
+        if let Some(projection) = node.downcast_ref::<ProjectionExec>()
+            && !passes_columns_through(projection.expr())
+        {
+            return None;
+        }
+        node = node.children().first().copied()?.clone();
+    }
+    let scan = row_groups::plain_parquet_scan(plan, &["ProjectionExec", "CoalesceBatchesExec", "CooperativeExec", "PathContextExec"])?;
+    let (config, source) = scan.scan.downcast_to_file_source::<ParquetSource>()?;
+    if FileSource::projection(source).is_some_and(|p| !passes_columns_through(p.as_ref())) || !config.table_partition_cols().is_empty() {
+        return None;
+    }
+    let stored: Vec<&String> = config.file_schema().fields().iter().map(|f| f.name()).collect();
+    let schema = plan.schema();
+    let output: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    (stored == output).then(|| scan.files.iter().map(row_groups::local_path).collect())
+}
+
+/// Whether every expression of a projection is a column under its own name.
+fn passes_columns_through(expressions: &[ProjectionExpr]) -> bool {
+    expressions.iter().all(|e| e.expr.downcast_ref::<Column>().is_some_and(|c| c.name() == e.alias))
 }
 
 /// `plan` with every file scan reading its own partition's files only. By default DataFusion

@@ -18,14 +18,17 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Type as PhysicalType};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 use tempfile::NamedTempFile;
 
 use crate::error::{BoxError, Result, TableError};
 use crate::files::FileFormat;
 
+pub mod stored_columns;
 mod writeback;
+pub use stored_columns::StoredColumns;
+use stored_columns::StoredColumnsWriter;
 use writeback::WritebackFile;
 
 /// Writes every batch of `stream` to `path` in the format its extension names (see
@@ -63,14 +66,82 @@ use writeback::WritebackFile;
 /// # }
 /// ```
 pub async fn write_stream(
-    mut stream: SendableRecordBatchStream,
+    stream: SendableRecordBatchStream,
     path: &Path,
-    mut on_batch: impl FnMut(&RecordBatch),
+    on_batch: impl FnMut(&RecordBatch),
 ) -> Result<u64> {
     let format = FileFormat::from_path(path)?;
     let schema = stream.schema();
     let target = path.to_path_buf();
-    let (temp, mut writer) = blocking(path, move || open(format, &target, &schema)).await?;
+    let (temp, writer) = blocking(path, move || open(format, &target, &schema)).await?;
+    write_through(stream, temp, writer, path, on_batch).await
+}
+
+/// Writes `stored`'s columns as they are stored, then every column of `appended`, to `path`, a
+/// Parquet file: what [`write_stream`] would write for a stream of `stored`'s rows with
+/// `appended`'s columns beside them, but the stored columns are copied chunk by chunk, never
+/// decoded or encoded (see [`stored_columns`]). `appended` must give one row per row of the
+/// stored files, in file order (e.g. a model's outputs over
+/// [`stored_parquet_files`](crate::ordered::stored_parquet_files) read with
+/// [`execute_in_order`](crate::ordered::execute_in_order)); a different count is an error.
+/// Row groups are the stored files' row groups. Returns the number of rows written; on any
+/// error nothing is created at `path`.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use datafusion::prelude::ParquetReadOptions;
+/// use dlflow_table::datagen::{DataGen, Generator};
+/// use dlflow_table::sink::{write_with_stored_columns, StoredColumns};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> dlflow_table::Result<()> {
+/// let ctx = dlflow_table::new_session();
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// let (input, output) = (dir.path().join("in.parquet"), dir.path().join("out.parquet"));
+/// let ids = DataGen::new(1000).column("id", Generator::sequence(0)).build()?;
+/// dlflow_table::write_stream(ctx.read_table(Arc::new(ids))?.execute_stream().await?, &input, |_| {}).await?;
+///
+/// // A column computed from the file's rows, in their order, beside its stored columns.
+/// let doubled = ctx.read_parquet(input.to_str().unwrap(), ParquetReadOptions::default()).await?.select_exprs(&["id * 2 AS twice"])?;
+/// let plan = doubled.create_physical_plan().await?;
+/// let stream = dlflow_table::ordered::execute_in_order(plan, ctx.task_ctx(), 2)?;
+/// let stored = StoredColumns::open(&[input.clone()], &["id"])?.expect("the file's columns are id");
+/// let rows = write_with_stored_columns(stored, stream, &output, |_| {}).await?;
+/// assert_eq!(rows, 1000);
+/// let read = ctx.read_parquet(output.to_str().unwrap(), ParquetReadOptions::default()).await?;
+/// let names: Vec<&str> = read.schema().fields().iter().map(|f| f.name().as_str()).collect();
+/// assert_eq!(names, ["id", "twice"]);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn write_with_stored_columns(
+    stored: StoredColumns,
+    appended: SendableRecordBatchStream,
+    path: &Path,
+    on_batch: impl FnMut(&RecordBatch),
+) -> Result<u64> {
+    let schema = appended.schema();
+    let target = path.to_path_buf();
+    let (temp, writer) = blocking(path, move || {
+        let temp = create_temp(&target)?;
+        let writer = StoredColumnsWriter::new(temp.as_file().try_clone()?, stored, &schema)?;
+        Ok((temp, FormatWriter::StoredColumns(Box::new(writer))))
+    })
+    .await?;
+    write_through(appended, temp, writer, path, on_batch).await
+}
+
+/// Feeds `stream` to `writer` on a thread of its own, then closes it, syncs `temp` and renames
+/// it to `path`; on any error `temp` is deleted and nothing appears at `path`.
+async fn write_through(
+    mut stream: SendableRecordBatchStream,
+    temp: NamedTempFile,
+    mut writer: FormatWriter,
+    path: &Path,
+    mut on_batch: impl FnMut(&RecordBatch),
+) -> Result<u64> {
     // Encoding and writing run on their own thread while the next batches are computed: a
     // bounded channel (back-pressure, bounded memory) between the query and the writer.
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(WRITE_AHEAD);
@@ -158,6 +229,14 @@ pub(crate) fn open(
     target: &Path,
     schema: &SchemaRef,
 ) -> std::result::Result<(NamedTempFile, FormatWriter), BoxError> {
+    let temp = create_temp(target)?;
+    let stream = target.extension().is_some_and(|e| e.eq_ignore_ascii_case("arrows"));
+    let writer = FormatWriter::new(format, stream, temp.as_file().try_clone()?, schema)?;
+    Ok((temp, writer))
+}
+
+/// Creates the hidden temporary file that becomes `target` once complete.
+fn create_temp(target: &Path) -> std::result::Result<NamedTempFile, BoxError> {
     let dir = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -187,9 +266,7 @@ pub(crate) fn open(
             let cause = error.raw_os_error().map_or_else(|| error.kind().to_string(), |code| std::io::Error::from_raw_os_error(code).to_string());
             format!("cannot create a file in the folder {}: {cause}", dir.display())
         })?;
-    let stream = target.extension().is_some_and(|e| e.eq_ignore_ascii_case("arrows"));
-    let writer = FormatWriter::new(format, stream, temp.as_file().try_clone()?, schema)?;
-    Ok((temp, writer))
+    Ok(temp)
 }
 
 #[cfg(unix)]
@@ -210,6 +287,21 @@ pub(crate) enum FormatWriter {
     ArrowIpc(arrow::ipc::writer::FileWriter<BufWriter<WritebackFile>>),
     /// `.arrows`: the IPC stream format (no footer), what the extension means by convention.
     ArrowIpcStream(arrow::ipc::writer::StreamWriter<BufWriter<WritebackFile>>),
+    /// Parquet with other files' column chunks copied in ([`write_with_stored_columns`]).
+    StoredColumns(Box<StoredColumnsWriter>),
+}
+
+/// How dlflow writes Parquet: Snappy (fast to write and read, and what pyarrow and Spark default
+/// to), row groups of at most [`PARQUET_ROW_GROUP_BYTES`], floating-point columns without a
+/// dictionary.
+fn parquet_properties(schema: &SchemaRef) -> std::result::Result<WriterPropertiesBuilder, BoxError> {
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_bytes(Some(PARQUET_ROW_GROUP_BYTES));
+    for path in floating_point_columns(schema)? {
+        properties = properties.set_column_dictionary_enabled(path, false);
+    }
+    Ok(properties)
 }
 
 /// The Parquet columns (leaves, nested ones included) of floating-point values. They are written
@@ -246,14 +338,7 @@ impl FormatWriter {
             }
             FileFormat::Json => FormatWriter::Json(arrow::json::LineDelimitedWriter::new(file)),
             FileFormat::Parquet => {
-                // Snappy: fast to write and read, and what pyarrow and Spark default to.
-                let mut properties = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .set_max_row_group_bytes(Some(PARQUET_ROW_GROUP_BYTES));
-                for path in floating_point_columns(schema)? {
-                    properties = properties.set_column_dictionary_enabled(path, false);
-                }
-                let properties = properties.build();
+                let properties = parquet_properties(schema)?.build();
                 FormatWriter::Parquet(Box::new(ArrowWriter::try_new(
                     file,
                     schema.clone(),
@@ -276,6 +361,7 @@ impl FormatWriter {
             FormatWriter::Parquet(w) => w.write(batch)?,
             FormatWriter::ArrowIpc(w) => w.write(batch)?,
             FormatWriter::ArrowIpcStream(w) => w.write(batch)?,
+            FormatWriter::StoredColumns(w) => w.write(batch)?,
         }
         Ok(())
     }
@@ -299,6 +385,7 @@ impl FormatWriter {
                 w.finish()?;
                 w.into_inner()?.flush()?;
             }
+            FormatWriter::StoredColumns(w) => w.finish()?,
         }
         Ok(())
     }

@@ -1,7 +1,11 @@
 //! Benchmark: file-to-file inference as a user runs it, whole commands timed from process start
 //! to exit, side by side in one run:
 //!
-//! - `dlflow predict --input IN.parquet --output OUT.parquet` (the release binary);
+//! - `dlflow predict --input IN.parquet --output OUT.parquet` (the release binary), which copies
+//!   the input's column chunks into the output as they are stored and encodes only the model's
+//!   outputs (`dlflow_table::sink::stored_columns`);
+//! - the same with a query as input that computes `id` (`SELECT <input>, id + 0 AS id`): every
+//!   column decoded and encoded again, as for any input that is not Parquet files as stored;
 //! - (a) the same file copied by `dlflow sql --table t=IN.parquet "SELECT <input>, id FROM t"
 //!   --output OUT.parquet`: what reading and writing the rows alone cost. Target on the
 //!   I/O-bound model: predict >= 0.85x the copy's throughput;
@@ -11,7 +15,7 @@
 //!
 //! on the I/O-bound `mlp` (784 -> 128 -> 10, input `pixels`) and the compute-bound `mlp_wide`
 //! (256 -> 1024 -> 1024 -> 10, input `x`; reported, no target), each over a Parquet file of
-//! random floats plus an `id` column. Every round runs the three commands once per model; the
+//! random floats plus an `id` column. Every round runs the four commands once per model; the
 //! ratios' median and range (min-max) over the rounds are printed, with each command's median
 //! seconds and its peak resident memory (the largest over the rounds, read from /proc), and the
 //! input file's size.
@@ -43,21 +47,23 @@ struct Case {
     targets: Option<(f64, f64)>,
 }
 
-/// The three commands of a round, in the order they run.
+/// The commands of a round, in the order they run.
 #[derive(Clone, Copy, PartialEq)]
 enum Contender {
     Copy,
     Predict,
+    PredictEncoding,
     Python,
 }
 
-const CONTENDERS: [Contender; 3] = [Contender::Copy, Contender::Predict, Contender::Python];
+const CONTENDERS: [Contender; 4] = [Contender::Copy, Contender::Predict, Contender::PredictEncoding, Contender::Python];
 
 impl Contender {
     fn label(self) -> &'static str {
         match self {
             Contender::Copy => "dlflow sql copy (SELECT <input>, id)",
             Contender::Predict => "dlflow predict",
+            Contender::PredictEncoding => "dlflow predict, every column encoded",
             Contender::Python => "Python (pyarrow + SavedModel, batch 1024)",
         }
     }
@@ -74,6 +80,15 @@ impl Contender {
             Contender::Predict => {
                 let mut command = Command::new(dlflow_binary());
                 command.arg("predict").arg("--model").arg(&model).arg("--input").arg(input).arg("--output").arg(output);
+                command
+            }
+            Contender::PredictEncoding => {
+                let mut command = Command::new(dlflow_binary());
+                command.arg("predict").arg("--model").arg(&model).arg("--output").arg(output).arg("--sql").arg(format!(
+                    "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'; SELECT {}, id + 0 AS id FROM t",
+                    input.display(),
+                    case.column
+                ));
                 command
             }
             Contender::Python => {
@@ -130,16 +145,17 @@ async fn bench(case: &Case, repeat: usize) {
     // Every command then reads the file from the page cache, the first one included.
     std::io::copy(&mut std::fs::File::open(&input).expect("input"), &mut std::io::sink()).expect("read the input");
 
-    let mut seconds: [Vec<f64>; 3] = Default::default();
-    let mut peak_mib = [0f64; 3];
-    let (mut to_copy, mut to_python) = (Vec::new(), Vec::new());
+    let mut seconds: [Vec<f64>; 4] = Default::default();
+    let mut peak_mib = [0f64; 4];
+    let (mut to_copy, mut to_python, mut encoding_to_copy) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=repeat {
         let runs = CONTENDERS.map(|contender| run(contender, case, &input, dir.path()));
-        let [copy, predict, python] = runs.each_ref().map(|w| w.wall.as_secs_f64());
-        println!("  round {round}: copy {copy:.2} s, predict {predict:.2} s, Python {python:.2} s");
+        let [copy, predict, encoding, python] = runs.each_ref().map(|w| w.wall.as_secs_f64());
+        println!("  round {round}: copy {copy:.2} s, predict {predict:.2} s, predict encoding every column {encoding:.2} s, Python {python:.2} s");
         // Same rows in each: a throughput ratio is the inverse ratio of the times.
         to_copy.push(copy / predict);
         to_python.push(python / predict);
+        encoding_to_copy.push(copy / encoding);
         for (i, watched) in runs.iter().enumerate() {
             seconds[i].push(watched.wall.as_secs_f64());
             peak_mib[i] = peak_mib[i].max(watched.peak_mib());
@@ -172,6 +188,8 @@ async fn bench(case: &Case, repeat: usize) {
         "  ratio predict / Python, throughput: median {m:.2}x, range {lo:.2}-{hi:.2}x ({})",
         target(case.targets.map(|t| t.1))
     );
+    let (m, lo, hi) = spread(&mut encoding_to_copy);
+    println!("  ratio predict encoding every column / copy: median {m:.2}x, range {lo:.2}-{hi:.2}x (report only)");
 }
 
 #[tokio::main]

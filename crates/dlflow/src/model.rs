@@ -256,6 +256,63 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Writes `table` with the model's outputs appended to `path` (format from the extension):
+    /// the same file as `self.transform(table)?.write(path, on_batch)`, and `on_batch` sees
+    /// each batch of outputs as it is written. Returns the number of rows written.
+    ///
+    /// When `table` is Parquet files read as they are and `path` is a Parquet file, the files'
+    /// column chunks are copied into `path` byte for byte and only the model's outputs are
+    /// encoded: the columns the model does not read are never decoded, and the output keeps
+    /// the input's row groups, encodings and compression. This is what `dlflow predict
+    /// IN.parquet --output OUT.parquet` does.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> dlflow::Result<()> {
+    /// let env = dlflow::Environment::new();
+    /// let images = env.read_file("images.parquet").await?;
+    /// let model = dlflow::Model::load("models/mlp")?;
+    /// let rows = model.write_transformed(&images, "scored.parquet", |_batch| {}).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_transformed(&self, table: &Table, path: impl AsRef<Path>, on_batch: impl FnMut(&arrow::array::RecordBatch) + Send) -> Result<u64> {
+        let path = path.as_ref();
+        let transformed = self.transform(table)?;
+        if let Some((stored, appended)) = stored_and_appended(table, &transformed, path).await? {
+            let appended = appended.stream().await?;
+            return Ok(dlflow_table::sink::write_with_stored_columns(stored, appended, path, on_batch).await?);
+        }
+        transformed.write(path, on_batch).await
+    }
+}
+
+/// When `transformed` is `table` with columns appended, `table` reads Parquet files as they are
+/// stored and `path` is Parquet: those files and the appended columns alone (whose plan then
+/// reads only what the model needs).
+async fn stored_and_appended(table: &Table, transformed: &Table, path: &Path) -> Result<Option<(dlflow_table::sink::StoredColumns, Table)>> {
+    if !matches!(dlflow_table::FileFormat::from_path(path), Ok(dlflow_table::FileFormat::Parquet)) {
+        return Ok(None);
+    }
+    let plan = table.dataframe().clone().create_physical_plan().await?;
+    let Some(files) = dlflow_table::ordered::stored_parquet_files(&plan) else { return Ok(None) };
+    let (input, output) = (table.schema(), transformed.schema());
+    let columns: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
+    let kept: Vec<&str> = output.fields().iter().take(columns.len()).map(|f| f.name().as_str()).collect();
+    if kept != columns {
+        return Ok(None);
+    }
+    let new: Vec<&str> = output.fields().iter().skip(columns.len()).map(|f| f.name().as_str()).collect();
+    let appended = Table::in_order(transformed.dataframe().clone().select_columns(&new)?);
+    // The appended columns' plan must still read those files whole, in order, row for row.
+    let appended_plan = appended.dataframe().clone().create_physical_plan().await?;
+    if dlflow_table::ordered::whole_parquet_files(&appended_plan).as_ref() != Some(&files) {
+        return Ok(None);
+    }
+    let Some(stored) = dlflow_table::sink::StoredColumns::open(&files, &columns)? else { return Ok(None) };
+    tracing::debug!("{} file(s): stored columns copied, {} column(s) appended", files.len(), new.len());
+    Ok(Some((stored, appended)))
+}
+
 fn read_fitted_with(dir: &Path) -> Result<Option<FittedWith>> {
     let path = dir.join(FITTED_WITH_FILE);
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };

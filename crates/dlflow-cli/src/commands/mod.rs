@@ -142,6 +142,14 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
+    /// The file the output goes to when it is one file (not `-`, a directory or a stream).
+    pub fn single_file(&self) -> dlflow::Result<Option<&Path>> {
+        match self.output.as_deref() {
+            Some(target) if StreamSink::parse(target, self.output_format)?.is_none() => Ok(Some(Path::new(target))),
+            _ => Ok(None),
+        }
+    }
+
     /// Refuses an output file that is one of the `inputs`: the atomic write would replace the
     /// rows being read with the results, and a mistyped path would lose the input for good.
     pub fn check_not_an_input<'a>(&self, inputs: impl IntoIterator<Item = &'a Path>) -> dlflow::Result<()> {
@@ -195,6 +203,12 @@ pub async fn deliver(table: &Table, output: &OutputArgs, what: &str) -> dlflow::
     deliver_bounded(table, output.output.as_deref().map(Path::new), output.show, what).await
 }
 
+/// Ends a file's progress bar with its summary line.
+pub fn report_written(progress: RowProgress, path: &Path) {
+    let summary = progress.finish();
+    eprintln!("wrote {summary} to {}", path.display());
+}
+
 /// `table`, when bounded and its rows are wide, read in batches of at most [`BATCH_BYTES`],
 /// each a multiple of `unit` rows (the model's batch size), rather than DataFusion's 8192 rows.
 /// The reader, the model and the writer each hold a few batches, so this is most of the memory
@@ -220,8 +234,7 @@ async fn deliver_bounded(table: &Table, output: Option<&Path>, show: usize, what
     match output {
         Some(path) => {
             table.write(path, |batch| progress.add(batch.num_rows())).await?;
-            let summary = progress.finish();
-            eprintln!("wrote {summary} to {}", path.display());
+            report_written(progress, path);
         }
         None => {
             let mut stream = table.stream().await?;

@@ -11,7 +11,8 @@ use dlflow::layers::dlflow_tf::{DType, Signature};
 use dlflow::{Environment, Model, Table};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::{bounded_batches, deliver, load_models, parse_named_model, OutputArgs, TagsArg};
+use super::{bounded_batches, deliver, load_models, parse_named_model, report_written, OutputArgs, TagsArg};
+use crate::progress::RowProgress;
 
 /// Arguments of `dlflow predict`.
 #[derive(Args)]
@@ -153,6 +154,16 @@ impl PredictArgs {
         };
         if let Some(declared) = &self.input_types {
             input.check_input_types(declared)?;
+        }
+        if let Some(path) = self.output.single_file()?
+            && !input.is_unbounded().await?
+        {
+            // Parquet to Parquet copies the columns the model does not change as they are stored.
+            let input = bounded_batches(input, self.batch_size).await?;
+            let mut progress = RowProgress::start("predicted");
+            model.write_transformed(&input, path, |batch| progress.add(batch.num_rows())).await?;
+            report_written(progress, path);
+            return Ok(());
         }
         let predicted = bounded_batches(model.transform(&input)?, self.batch_size).await?;
         deliver(&predicted, &self.output, "predicted").await

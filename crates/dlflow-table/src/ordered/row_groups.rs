@@ -23,7 +23,7 @@ use datafusion::error::Result;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
 /// Operators that keep every partition's rows, in order, one partition in, the same one out.
-const ROW_KEEPING: &[&str] = &["ProjectionExec", "CoalesceBatchesExec", "CooperativeExec", "PredictExec", "PathContextExec"];
+pub(crate) const ROW_KEEPING: &[&str] = &["ProjectionExec", "CoalesceBatchesExec", "CooperativeExec", "PredictExec", "PathContextExec"];
 
 /// A rewritten plan and the order to read it in: `(partition, rows)`, one per row group.
 pub(crate) struct Dealt {
@@ -39,30 +39,8 @@ pub(crate) fn deal_row_groups(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<De
     if partitions < 2 {
         return Ok(None);
     }
-    let mut node = plan.clone();
-    let scan = loop {
-        if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
-            break scan.clone();
-        }
-        let children = node.children();
-        if !ROW_KEEPING.contains(&node.name()) || children.len() != 1 {
-            tracing::debug!("row groups read as they are: {} may change rows or partitions", node.name());
-            return Ok(None);
-        }
-        let child = children[0].clone();
-        if child.output_partitioning().partition_count() != partitions {
-            return Ok(None);
-        }
-        node = child;
-    };
-    let Some((config, source)) = scan.downcast_to_file_source::<ParquetSource>() else { return Ok(None) };
-    if FileSource::filter(source).is_some() || config.limit.is_some() || config.object_store_url.as_str() != "file:///" {
-        return Ok(None);
-    }
-    let Some(files) = whole_files(config) else {
-        tracing::debug!("row groups read as they are: a file is only partly scanned");
-        return Ok(None);
-    };
+    let Some(PlainScan { scan, files }) = plain_parquet_scan(plan, ROW_KEEPING) else { return Ok(None) };
+    let Some((config, _)) = scan.downcast_to_file_source::<ParquetSource>() else { return Ok(None) };
     let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];
     let mut schedule = Vec::new();
     for file in files {
@@ -95,6 +73,50 @@ pub(crate) fn deal_row_groups(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<De
     }
     tracing::debug!("{} row group(s) dealt to {partitions} partitions in turn", schedule.len());
     Ok(Some(Dealt { plan, schedule }))
+}
+
+/// A scan of whole local Parquet files, with no filter or limit, and the files in row order.
+pub(crate) struct PlainScan {
+    pub scan: DataSourceExec,
+    pub files: Vec<PartitionedFile>,
+}
+
+/// The scan at the bottom of `plan` when `plan` reads every row of some local Parquet files:
+/// every operator above the scan is one of `keeping` (operators that keep each partition's
+/// rows and their order) with one child of as many partitions, and the scan reads whole files,
+/// with no filter and no limit.
+pub(crate) fn plain_parquet_scan(plan: &Arc<dyn ExecutionPlan>, keeping: &[&str]) -> Option<PlainScan> {
+    let partitions = plan.output_partitioning().partition_count();
+    let mut node = plan.clone();
+    let scan = loop {
+        if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
+            break scan.clone();
+        }
+        let children = node.children();
+        if !keeping.contains(&node.name()) || children.len() != 1 {
+            tracing::debug!("not a plain Parquet read: {} may change rows or partitions", node.name());
+            return None;
+        }
+        let child = children[0].clone();
+        if child.output_partitioning().partition_count() != partitions {
+            return None;
+        }
+        node = child;
+    };
+    let (config, source) = scan.downcast_to_file_source::<ParquetSource>()?;
+    if FileSource::filter(source).is_some() || config.limit.is_some() || config.object_store_url.as_str() != "file:///" {
+        return None;
+    }
+    let Some(files) = whole_files(config) else {
+        tracing::debug!("not a plain Parquet read: a file is only partly scanned");
+        return None;
+    };
+    Some(PlainScan { scan, files })
+}
+
+/// Where a file of a scan is on the local file system.
+pub(crate) fn local_path(file: &PartitionedFile) -> std::path::PathBuf {
+    std::path::Path::new("/").join(file.path().as_ref())
 }
 
 /// The scan's files in order, each once and whole, or `None` if some file is only partly
@@ -135,8 +157,7 @@ fn whole_files(config: &FileScanConfig) -> Option<Vec<PartitionedFile>> {
 
 /// The row count of every row group of a local Parquet file, from its footer.
 fn row_group_rows(file: &PartitionedFile) -> Option<Vec<u64>> {
-    let path = std::path::Path::new("/").join(file.path().as_ref());
-    let reader = std::fs::File::open(path).ok()?;
+    let reader = std::fs::File::open(local_path(file)).ok()?;
     let metadata = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&reader).ok()?;
     Some(metadata.row_groups().iter().map(|group| group.num_rows().max(0) as u64).collect())
 }

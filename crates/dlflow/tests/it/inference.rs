@@ -308,3 +308,130 @@ async fn a_window_s_rows_go_to_a_model_as_one_batch_with_the_table_path_s_output
     assert_eq!(seen, n, "every row in exactly one tumbling window");
     assert_eq!(count, 10, "5 seconds x 2 doors");
 }
+
+/// Two Parquet files as other tools write them: zstd, small row groups, a dictionary-encoded
+/// string column and a nested list with nulls beside the model's input `x`.
+fn stored_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use datafusion::arrow::array::{Float32Array, Int32Builder, Int64Array, ListBuilder, StringArray};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(700))
+        .build();
+    let mut start = 0;
+    [5_000, 2_300]
+        .into_iter()
+        .enumerate()
+        .map(|(k, rows)| {
+            let ids = Int64Array::from_iter_values(start..start + rows);
+            let xs = Float32Array::from_iter_values((start..start + rows).map(|i| (i % 97) as f32 / 97.0));
+            let names = StringArray::from_iter_values((start..start + rows).map(|i| format!("n{}", i % 5)));
+            let mut tags = ListBuilder::new(Int32Builder::new());
+            for i in start..start + rows {
+                if i % 3 == 0 {
+                    tags.append_null();
+                } else {
+                    tags.values().append_value(i as i32);
+                    tags.values().append_null();
+                    tags.append(true);
+                }
+            }
+            let batch = RecordBatch::try_from_iter([
+                ("id", Arc::new(ids) as Arc<dyn Array>),
+                ("x", Arc::new(xs)),
+                ("name", Arc::new(names)),
+                ("tags", Arc::new(tags.finish())),
+            ])
+            .expect("batch");
+            start += rows;
+            let path = dir.join(format!("part-{k}.parquet"));
+            let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).expect("create"), batch.schema(), Some(properties.clone())).expect("writer");
+            for offset in (0..batch.num_rows()).step_by(1000) {
+                writer.write(&batch.slice(offset, 1000.min(batch.num_rows() - offset))).expect("write");
+            }
+            writer.close().expect("close");
+            path
+        })
+        .collect()
+}
+
+fn parquet_metadata(path: &std::path::Path) -> datafusion::parquet::file::metadata::ParquetMetaData {
+    let file = std::fs::File::open(path).expect("open");
+    datafusion::parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&file).expect("footer")
+}
+
+/// The bytes of column `column`'s chunk in row group `group` of `path`.
+fn chunk_bytes(path: &std::path::Path, group: usize, column: usize) -> Vec<u8> {
+    let metadata = parquet_metadata(path);
+    let chunk = metadata.row_group(group).column(column);
+    let (start, length) = chunk.byte_range();
+    std::fs::read(path).expect("read")[start as usize..(start + length) as usize].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_to_parquet_copies_the_stored_columns_and_writes_what_transform_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).expect("mkdir");
+    let files = stored_files(&inputs);
+    let env = Environment::new();
+    let table = env.read_file(&inputs).await.expect("read the directory");
+    let model = linear().with_batch_size(256);
+
+    let copied = dir.path().join("copied.parquet");
+    let mut seen = 0;
+    let rows = model.write_transformed(&table, &copied, |batch| seen += batch.num_rows()).await.expect("write_transformed");
+    assert_eq!((rows, seen), (7_300, 7_300));
+    let encoded = dir.path().join("encoded.arrow");
+    model.transform(&table).expect("transform").write(&encoded, |_| {}).await.expect("transform, then write");
+
+    // The same rows, columns and values as transform-then-write.
+    let read = |path: std::path::PathBuf| {
+        let env = &env;
+        async move { datafusion::arrow::util::pretty::pretty_format_batches(&env.read_file(&path).await.expect("read").collect().await.expect("collect")).expect("format").to_string() }
+    };
+    let (from_copy, from_transform) = (read(copied.clone()).await, read(encoded).await);
+    assert_eq!(from_copy.lines().count(), 7_300 + 4);
+    assert_eq!(from_copy, from_transform);
+
+    // The input's row groups, their column chunks copied byte for byte (zstd as they were);
+    // only the model's output is encoded by dlflow (Snappy).
+    let metadata = parquet_metadata(&copied);
+    let groups: Vec<i64> = files.iter().flat_map(|f| parquet_metadata(f).row_groups().iter().map(|g| g.num_rows()).collect::<Vec<_>>()).collect();
+    assert_eq!(metadata.row_groups().iter().map(|g| g.num_rows()).collect::<Vec<_>>(), groups);
+    let last = metadata.num_row_groups() - 1;
+    for column in 0..4 {
+        assert_eq!(chunk_bytes(&copied, 0, column), chunk_bytes(&files[0], 0, column), "column {column} of the first row group");
+        assert_eq!(chunk_bytes(&copied, last, column), chunk_bytes(&files[1], parquet_metadata(&files[1]).num_row_groups() - 1, column));
+    }
+    let y = metadata.row_group(0).column(metadata.row_group(0).num_columns() - 1);
+    assert_eq!(y.column_path().string(), "y");
+    assert_eq!(y.compression(), datafusion::parquet::basic::Compression::SNAPPY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_tables_that_are_not_the_files_as_stored_are_encoded_afresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = stored_files(dir.path());
+    let env = Environment::new();
+    let table = env.read_file(&files[0]).await.expect("read");
+    let model = linear();
+    for (what, table) in [
+        ("filtered", dlflow::Table::new(table.dataframe().clone().filter(col("id").gt_eq(lit(4_000))).expect("filter"))),
+        ("computed", dlflow::Table::new(table.dataframe().clone().with_column("x", col("x") * lit(2.0f32)).expect("x * 2"))),
+        ("fewer columns", dlflow::Table::new(table.dataframe().clone().select_columns(&["x", "id"]).expect("select"))),
+    ] {
+        let output = dir.path().join(format!("{what}.parquet"));
+        let expected = model.transform(&table).expect("transform").collect().await.expect("collect");
+        let rows = model.write_transformed(&table, &output, |_| {}).await.expect(what);
+        assert_eq!(rows as usize, expected.iter().map(|b| b.num_rows()).sum::<usize>(), "{what}");
+        let back = env.read_file(&output).await.expect("read").collect().await.expect("collect");
+        assert_eq!(f32_values(&back, "y"), f32_values(&expected, "y"), "{what}");
+        assert_eq!(f32_values(&back, "x"), f32_values(&expected, "x"), "{what}");
+        let metadata = parquet_metadata(&output);
+        let x = metadata.row_group(0).columns().iter().find(|c| c.column_path().string() == "x").expect("x");
+        assert_eq!(x.compression(), datafusion::parquet::basic::Compression::SNAPPY, "{what}: written by dlflow, not copied");
+    }
+}

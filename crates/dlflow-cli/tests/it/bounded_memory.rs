@@ -1,7 +1,8 @@
 //! `dlflow predict` over a Parquet file several times larger than a memory cap completes under
 //! that cap (issue 13): memory is bounded by a few batches, the reader's row groups and the
 //! writer's row group (flushed by size, `dlflow_table::sink::PARQUET_ROW_GROUP_BYTES`), not by
-//! the file.
+//! the file. Parquet to Parquet, as here, the writer copies the input's column chunks 1 MiB at a
+//! time and holds only the model's outputs of one row group (`dlflow_table::sink::stored_columns`).
 //!
 //! How the cap is set: by the test itself, reading the child's memory from /proc every 5 ms and
 //! killing it above the cap (`dlflow_testkit::watch`). The cap is on anonymous memory (`RssAnon`:

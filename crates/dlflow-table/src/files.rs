@@ -6,7 +6,7 @@
 //! insist on one default extension each), and every read error names the file it is about
 //! (DataFusion's scan errors do not; see the `scan` submodule).
 
-mod scan;
+pub(crate) mod scan;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -113,6 +113,7 @@ impl SavedModel {
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<SavedModel> {
         let dir = dir.as_ref();
         check_model_dir(dir)?;
+        check_readable(dir)?;
         let header = read_header(dir);
         if let Some(header) = &header {
             check_tags(dir, header, &options.tags)?;
@@ -539,6 +540,23 @@ fn sorted<V>(map: &HashMap<String, V>) -> Vec<(&String, &V)> {
     let mut entries: Vec<(&String, &V)> = map.iter().collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     entries
+}
+
+/// A `saved_model.pb` that is not a SavedModel (truncated, damaged, another file under its
+/// name) is refused here, naming the file: TensorFlow would only say "Read less bytes than
+/// requested" or the like, after loading itself.
+fn check_readable(dir: &Path) -> Result<()> {
+    let path = dir.join("saved_model.pb");
+    let Ok(bytes) = std::fs::read(&path) else { return Ok(()) }; // saved_model.pbtxt: TensorFlow reads it
+    let problem = match proto::SavedModelHeader::decode(bytes.as_slice()) {
+        Err(error) => format!("{} ({} bytes) does not parse as a SavedModel: {error}", path.display(), bytes.len()),
+        Ok(header) if header.meta_graphs.is_empty() => format!("{} ({} bytes) holds no MetaGraph", path.display(), bytes.len()),
+        Ok(_) => return Ok(()),
+    };
+    Err(TfError::BadMetaGraph {
+        path: dir.to_path_buf(),
+        message: format!("{problem}; expected the file tf.saved_model.save or model.export writes: copy the model again, whole"),
+    })
 }
 
 /// The tag sets and versions of `saved_model.pb`, if it can be read.

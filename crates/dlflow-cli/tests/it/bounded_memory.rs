@@ -81,11 +81,18 @@ async fn write_input(path: &Path) {
     writer.close().expect("close the input file");
 }
 
-/// `dlflow predict` of the `mlp` model from `input` to `output`, killed above `cap`.
-fn predict(input: &Path, output: &Path, cap: Option<u64>) -> Watched {
+/// `dlflow predict` of the `mlp` model from `input` to `output`, killed above `cap`: the file as
+/// it is (its column chunks copied to the output), or, `encoding`, through a query that computes
+/// a column, so that every column is decoded and encoded again.
+fn predict(input: &Path, output: &Path, cap: Option<u64>, encoding: bool) -> Watched {
     let model = dlflow_testkit::model("mlp");
     let mut command = Command::new(env!("CARGO_BIN_EXE_dlflow"));
-    command.arg("predict").arg("--model").arg(model).arg("--input").arg(input).arg("--output").arg(output);
+    command.arg("predict").arg("--model").arg(model).arg("--output").arg(output);
+    if encoding {
+        command.arg("--sql").arg(format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'; SELECT pixels, id + 0 AS id FROM t", input.display()));
+    } else {
+        command.arg("--input").arg(input);
+    }
     run_watched(&mut command, cap)
 }
 
@@ -98,19 +105,21 @@ async fn predict_over_a_file_three_times_the_memory_cap_completes_under_it() {
     assert!(size >= 3 * CAP, "the input ({} MiB) must be at least 3x the cap ({} MiB)", size >> 20, CAP >> 20);
 
     let output = dir.path().join("predicted.parquet");
-    let run = predict(&input, &output, Some(CAP));
-    eprintln!(
-        "predict over {} MiB of Parquet: anonymous memory at most {} MiB (cap {} MiB), peak resident {} MiB, {:.1} s",
-        size >> 20,
-        run.peak_anon >> 20,
-        CAP >> 20,
-        run.peak_rss >> 20,
-        run.wall.as_secs_f64()
-    );
-    run.assert_success("dlflow predict under the memory cap");
-    // Read while it ran: it loaded TensorFlow (tens of MB) and went through the whole file.
-    assert!(run.peak_anon > 32 << 20 && run.peak_anon <= CAP, "anonymous memory {} MiB: expected 32 MiB to the cap", run.peak_anon >> 20);
-    assert_eq!(parquet_rows(&output), ROWS as i64, "rows in {}", output.display());
+    for (encoding, how) in [(false, "stored columns copied"), (true, "every column encoded")] {
+        let run = predict(&input, &output, Some(CAP), encoding);
+        eprintln!(
+            "predict over {} MiB of Parquet, {how}: anonymous memory at most {} MiB (cap {} MiB), peak resident {} MiB, {:.1} s",
+            size >> 20,
+            run.peak_anon >> 20,
+            CAP >> 20,
+            run.peak_rss >> 20,
+            run.wall.as_secs_f64()
+        );
+        run.assert_success(&format!("dlflow predict under the memory cap, {how}"));
+        // Read while it ran: it loaded TensorFlow (tens of MB) and went through the whole file.
+        assert!(run.peak_anon > 32 << 20 && run.peak_anon <= CAP, "{how}: anonymous memory {} MiB: expected 32 MiB to the cap", run.peak_anon >> 20);
+        assert_eq!(parquet_rows(&output), ROWS as i64, "{how}: rows in {}", output.display());
+    }
 }
 
 /// The cap is real: the watcher kills a child that goes over it (a Python holding 64 MiB, against

@@ -116,6 +116,31 @@ fn a_table_location_that_does_not_exist_is_an_error_not_an_empty_table() {
 }
 
 #[test]
+fn a_declared_column_the_parquet_files_lack_is_an_error_not_nulls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("points.parquet");
+    let out = dlflow(&["sql", "SELECT CAST(1 AS BIGINT) AS id, CAST(0.5 AS FLOAT) AS \"Pixels\"", "--output", file.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let create = |columns: &str| format!("CREATE EXTERNAL TABLE q ({columns}) STORED AS PARQUET LOCATION '{}'; SELECT * FROM q", file.display());
+    for (columns, missing) in [("id BIGINT, labels INT", "`labels`"), ("id BIGINT, Pixels FLOAT", "`pixels`")] {
+        let stderr = assert_clean_failure(&dlflow(&["sql", &create(columns)]));
+        assert!(stderr.contains("table `q`") && stderr.contains(missing) && stderr.contains("whose columns are id, Pixels"), "{columns}: {stderr}");
+    }
+    let out = dlflow(&["sql", &create("id BIGINT, \"Pixels\" FLOAT")]);
+    assert!(out.status.success(), "quoted, the name is the file's: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_bad_value_in_a_file_of_a_declared_table_names_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("counts.csv");
+    std::fs::write(&file, "n\n1\n2\nthree\n").expect("write");
+    let sql = format!("CREATE EXTERNAL TABLE c (n INT) STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true'); SELECT * FROM c", file.display());
+    let stderr = assert_clean_failure(&dlflow(&["sql", &sql]));
+    assert!(stderr.contains("counts.csv") && stderr.contains("three"), "{stderr}");
+}
+
+#[test]
 fn an_output_that_is_also_the_input_is_refused_and_the_input_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("same.csv");
@@ -200,6 +225,20 @@ fn a_model_copied_without_its_variables_is_refused_when_loaded() {
         let stderr = assert_clean_failure(&dlflow(&args));
         assert!(stderr.contains("novars") && stderr.contains("variables/ is missing") && stderr.contains("copy the whole SavedModel directory"), "{stderr}");
         assert!(!stderr.contains("rendezvous"), "no TensorFlow log line: {stderr}");
+    }
+}
+
+#[test]
+fn a_damaged_saved_model_pb_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let linear = std::fs::read(common::model("linear").join("saved_model.pb")).expect("read");
+    for (name, bytes) in [("truncated", &linear[..linear.len() / 2]), ("garbage", &b"not a protocol buffer at all"[..]), ("empty", &b""[..])] {
+        let model = dir.path().join(name);
+        std::fs::create_dir(&model).expect("dir");
+        std::fs::write(model.join("saved_model.pb"), bytes).expect("write");
+        let stderr = assert_clean_failure(&dlflow(&["model", "inspect", model.to_str().expect("utf8")]));
+        assert!(stderr.contains(&format!("{name}/saved_model.pb")) && stderr.contains("copy the model again"), "{name}: {stderr}");
+        assert!(stderr.contains("does not parse as a SavedModel") || stderr.contains("holds no MetaGraph"), "{name}: {stderr}");
     }
 }
 

@@ -89,10 +89,49 @@ impl TableProviderFactory for StreamTableFactory {
         let location = cmd.locations.first().map(String::as_str).unwrap_or_default();
         if !cmd.unbounded && !Location::is_stream_location(location) {
             check_local_location(&cmd.name.to_string(), location)?;
-            return self.files.create(state, cmd).await;
+            let table = self.files.create(state, cmd).await?;
+            self.check_declared_columns(state, cmd).await?;
+            // Errors in the files' content ("… at line 3") then name the table's location.
+            let path = location.strip_prefix("file://").unwrap_or(location);
+            return Ok(Arc::new(crate::files::scan::FileTable::new(path.into(), table)));
         }
         let spec = StreamSpec::from_options(location, &cmd.file_type, Arc::new(cmd.schema.as_arrow().clone()), &cmd.options)?;
         Ok(stream_table(spec).await?)
+    }
+}
+
+impl StreamTableFactory {
+    /// Parquet files carry their own column names; a declared column they do not have would
+    /// read as NULL in every row (DataFusion fills columns missing from a file so that a
+    /// directory's schema can grow), so a typo, or an unquoted `Pixels` that SQL lowercases,
+    /// would go unnoticed until a model met the NULLs. A column must be in at least one file.
+    async fn check_declared_columns(&self, state: &dyn Session, cmd: &CreateExternalTable) -> datafusion::error::Result<()> {
+        if !cmd.file_type.eq_ignore_ascii_case("parquet") || cmd.schema.fields().is_empty() {
+            return Ok(());
+        }
+        let mut inferred = cmd.clone();
+        inferred.schema = Arc::new(datafusion::common::DFSchema::empty());
+        let stored = self.files.create(state, &inferred).await?.schema();
+        let missing: Vec<String> = cmd
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .filter(|name| stored.field_with_name(name).is_err() && !cmd.table_partition_cols.contains(name))
+            .map(|name| format!("`{name}`"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let columns: Vec<&str> = stored.fields().iter().map(|f| f.name().as_str()).collect();
+        Err(DataFusionError::Plan(format!(
+            "table `{}`: column {} not in the Parquet files at '{}', whose columns are {}; a column they lack would read as NULL \
+             (names are lowercased unless quoted: \"Pixels\")",
+            cmd.name,
+            missing.join(", "),
+            cmd.locations.first().map(String::as_str).unwrap_or_default(),
+            columns.join(", ")
+        )))
     }
 }
 

@@ -222,10 +222,11 @@ async fn register(
     let options = source.format.listing_options(ctx, &source.extension);
     let schema = match schema {
         Some(schema) => schema,
-        None => options
-            .infer_schema(&ctx.state(), &url)
-            .await
-            .map_err(read_error)?,
+        None => match options.infer_schema(&ctx.state(), &url).await {
+            Ok(schema) => schema,
+            Err(error) if source.format == FileFormat::Json => return Err(first_bad_json_line(path, &source.extension).unwrap_or_else(|| read_error(error))),
+            Err(error) => return Err(read_error(error)),
+        },
     };
     if schema.fields().is_empty() {
         // DataFusion reads an empty file as a table without columns; every later error
@@ -255,6 +256,30 @@ async fn register(
 }
 
 /// A checked file or directory: what DataFusion needs to list and read it.
+/// The first line of a newline-delimited JSON file (or of the files of a directory, in name
+/// order) that is not a JSON value, as an error naming the file and the line. Schema inference
+/// parses each line on its own, so its message says "line 1" whatever the line.
+fn first_bad_json_line(path: &Path, extension: &str) -> Option<TableError> {
+    let mut files = if path.is_dir() {
+        std::fs::read_dir(path).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == extension)).collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).ok()?;
+        for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            if let Err(error) = serde_json::from_str::<serde_json::Value>(line) {
+                return Some(TableError::InvalidPath {
+                    path: file,
+                    message: format!("line {} is not valid JSON ({error}); expected one JSON object per line", number + 1),
+                });
+            }
+        }
+    }
+    None
+}
+
 struct DataSource {
     /// Absolute path, with a trailing `/` for directories (DataFusion's marker for "all files
     /// under this prefix").

@@ -113,7 +113,7 @@ impl SavedModel {
     pub fn load_with(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<SavedModel> {
         let dir = dir.as_ref();
         check_model_dir(dir)?;
-        check_readable(dir)?;
+        check_readable(dir, &options.tags)?;
         let header = read_header(dir);
         if let Some(header) = &header {
             check_tags(dir, header, &options.tags)?;
@@ -545,7 +545,7 @@ fn sorted<V>(map: &HashMap<String, V>) -> Vec<(&String, &V)> {
 /// A `saved_model.pb` that is not a SavedModel (truncated, damaged, another file under its
 /// name) is refused here, naming the file: TensorFlow would only say "Read less bytes than
 /// requested" or the like, after loading itself.
-fn check_readable(dir: &Path) -> Result<()> {
+fn check_readable(dir: &Path, tags: &[String]) -> Result<()> {
     let path = dir.join("saved_model.pb");
     let Ok(bytes) = std::fs::read(&path) else { return Ok(()) }; // saved_model.pbtxt: TensorFlow reads it
     let problem = match proto::SavedModelHeader::decode(bytes.as_slice()) {
@@ -553,8 +553,9 @@ fn check_readable(dir: &Path) -> Result<()> {
         Ok(header) if header.meta_graphs.is_empty() => format!("{} ({} bytes) holds no MetaGraph", path.display(), bytes.len()),
         Ok(_) => return Ok(()),
     };
-    Err(TfError::BadMetaGraph {
+    Err(TfError::ModelLoad {
         path: dir.to_path_buf(),
+        tags: tags.to_vec(),
         message: format!("{problem}; expected the file tf.saved_model.save or model.export writes: copy the model again, whole"),
     })
 }

@@ -141,6 +141,15 @@ fn a_bad_value_in_a_file_of_a_declared_table_names_the_file() {
 }
 
 #[test]
+fn a_line_that_is_not_json_is_named_by_its_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, "{\"x\": 1.0}\n\n{\"x\": 2.0}\n{\"x\": oops}\n").expect("write");
+    let stderr = assert_clean_failure(&dlflow(&["sql", "--table", &format!("t={}", file.display()), "SELECT * FROM t"]));
+    assert!(stderr.contains("events.jsonl") && stderr.contains("line 4 is not valid JSON"), "{stderr}");
+}
+
+#[test]
 fn an_output_that_is_also_the_input_is_refused_and_the_input_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("same.csv");

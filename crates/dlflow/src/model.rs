@@ -254,9 +254,7 @@ impl Model {
         let df = dlflow_table::inference::transform(df, self.model.clone(), self.options.clone())?;
         Ok(Table::in_order(df))
     }
-}
 
-impl Model {
     /// Writes `table` with the model's outputs appended to `path` (format from the extension):
     /// the same file as `self.transform(table)?.write(path, on_batch)`, and `on_batch` sees
     /// each batch of outputs as it is written. Returns the number of rows written.
